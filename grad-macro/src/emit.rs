@@ -1,0 +1,496 @@
+//! IR -> tokens, the last step. Owns every generated name: the companions
+//! (`f_grad`, `f_backward`, `FGrad`), the temporaries (`__t1`, the adjoint
+//! `__d_z` of `z`), and the choice of names that cannot clash with anything
+//! the user wrote. Single-use temporaries are folded back into the expression
+//! that uses them, so the output reads like hand-written code under
+//! `cargo expand`.
+
+use std::collections::{HashMap, HashSet};
+
+use proc_macro2::{Ident, Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, ToTokens};
+
+use crate::ir::{BinOp, Block, CallForm, Expr, FloatConst, Func, Operand, Origin, Stmt, Ty, UnOp, Var};
+
+// ------------------------------------------------------------------ names
+
+/// Picks identifiers that differ from every identifier in the user's function.
+pub struct Namer {
+    reserved: HashSet<String>,
+    taken: HashSet<String>,
+}
+
+impl Namer {
+    /// Reserves every identifier that occurs in `tokens`.
+    pub fn new(tokens: TokenStream) -> Self {
+        let mut reserved = HashSet::new();
+        collect_idents(tokens, &mut reserved);
+        Namer {
+            reserved,
+            taken: HashSet::new(),
+        }
+    }
+
+    /// `base`, or `base_2`, `base_3`, … : a name nobody else uses.
+    pub fn fresh(&mut self, base: &str) -> String {
+        let mut candidate = base.to_string();
+        let mut n = 2;
+        while self.reserved.contains(&candidate) || self.taken.contains(&candidate) {
+            candidate = format!("{base}_{n}");
+            n += 1;
+        }
+        self.taken.insert(candidate.clone());
+        candidate
+    }
+
+    /// `base1`, `base2`, … : numbered temporaries.
+    fn numbered(&mut self, base: &str) -> String {
+        (1..)
+            .map(|n| format!("{base}{n}"))
+            .find(|c| !self.reserved.contains(c) && !self.taken.contains(c))
+            .map(|c| {
+                self.taken.insert(c.clone());
+                c
+            })
+            .unwrap_or_default()
+    }
+
+    /// The user's own name for a user variable, unless an earlier variable
+    /// already has it (shadowing), in which case a numbered variant.
+    fn claim(&mut self, name: &str) -> String {
+        if self.taken.insert(name.to_string()) {
+            return name.to_string();
+        }
+        self.fresh(name.trim_start_matches("r#"))
+    }
+}
+
+fn collect_idents(tokens: TokenStream, out: &mut HashSet<String>) {
+    for tt in tokens {
+        match tt {
+            TokenTree::Ident(i) => {
+                out.insert(i.to_string());
+            }
+            TokenTree::Group(g) => collect_idents(g.stream(), out),
+            _ => {}
+        }
+    }
+}
+
+pub fn ident(name: &str, span: Span) -> Ident {
+    match name.strip_prefix("r#") {
+        Some(raw) => Ident::new_raw(raw, span),
+        None => Ident::new(name, span),
+    }
+}
+
+/// `loss_fn` -> `LossFnGrad`.
+pub fn struct_name(fn_name: &Ident) -> Ident {
+    let name = fn_name.to_string();
+    let mut camel = String::new();
+    for part in name.trim_start_matches("r#").split('_').filter(|p| !p.is_empty()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            camel.extend(first.to_uppercase());
+            camel.push_str(chars.as_str());
+        }
+    }
+    format_ident!("{}Grad", camel, span = fn_name.span())
+}
+
+/// `path::f` -> `path::f_<suffix>`, keeping the user's spans so that an error
+/// (no such companion) points at the call the user wrote.
+pub fn companion_path(path: &syn::Path, suffix: &str) -> syn::Path {
+    let mut path = path.clone();
+    if let Some(last) = path.segments.last_mut() {
+        let base = last.ident.to_string();
+        last.ident = format_ident!("{}_{}", base.trim_start_matches("r#"), suffix, span = last.ident.span());
+    }
+    path
+}
+
+// ------------------------------------------------------------ expressions
+
+const P_CMP: u8 = 5;
+const P_BOR: u8 = 6;
+const P_BXOR: u8 = 7;
+const P_BAND: u8 = 8;
+const P_SHIFT: u8 = 9;
+const P_ADD: u8 = 10;
+const P_MUL: u8 = 11;
+const P_CAST: u8 = 12;
+const P_UNARY: u8 = 13;
+const P_POSTFIX: u8 = 14;
+const P_ATOM: u8 = 15;
+
+fn precedence(op: BinOp) -> u8 {
+    match op {
+        BinOp::Add | BinOp::Sub => P_ADD,
+        BinOp::Mul | BinOp::Div | BinOp::Rem => P_MUL,
+        BinOp::Shl | BinOp::Shr => P_SHIFT,
+        BinOp::BitAnd => P_BAND,
+        BinOp::BitXor => P_BXOR,
+        BinOp::BitOr => P_BOR,
+        _ => P_CMP,
+    }
+}
+
+type Prec = (TokenStream, u8);
+
+fn wrap((tokens, prec): Prec, min: u8) -> TokenStream {
+    if prec < min {
+        quote!((#tokens))
+    } else {
+        tokens
+    }
+}
+
+/// Writes float constants: shortest round-trip digits, in the precision of
+/// the operation, with a suffix only where rustc needs one.
+fn float_literal(c: &FloatConst, suffix: Option<Ty>) -> Prec {
+    let magnitude = c.value.abs();
+    let mut text = match c.ty {
+        Ty::F32 => format_float(magnitude as f32 as f64, true),
+        _ => format_float(magnitude, false),
+    };
+    match suffix {
+        Some(Ty::F32) => text.push_str("_f32"),
+        Some(_) => text.push_str("_f64"),
+        None => {}
+    }
+    let lit = syn::LitFloat::new(&text, Span::call_site());
+    if c.value.is_sign_negative() && c.value != 0.0 {
+        (quote!(-#lit), P_UNARY)
+    } else {
+        (lit.into_token_stream(), P_ATOM)
+    }
+}
+
+fn format_float(v: f64, single: bool) -> String {
+    if !v.is_finite() {
+        return "0.0".into();
+    }
+    let text = if v != 0.0 && !(1e-5..1e16).contains(&v) {
+        if single {
+            format!("{:e}", v as f32)
+        } else {
+            format!("{v:e}")
+        }
+    } else if single {
+        format!("{}", v as f32)
+    } else {
+        format!("{v}")
+    };
+    if text.contains(['.', 'e']) {
+        text
+    } else {
+        format!("{text}.0")
+    }
+}
+
+/// Emits the body of one function of the IR.
+pub struct Emitter<'a> {
+    pub func: &'a Func,
+    pub krate: &'a TokenStream,
+    pub names: Vec<Ident>,
+    /// Temporaries folded into their single use.
+    inline: HashMap<Var, &'a Expr>,
+    live: HashMap<Var, usize>,
+    /// The name of the `&mut FGrad` parameter, for `AccumGrad`.
+    pub grad_param: Option<Ident>,
+    /// The float type of unsuffixed literals that must carry a suffix.
+    pub default_float: Ty,
+}
+
+impl<'a> Emitter<'a> {
+    pub fn new(func: &'a Func, krate: &'a TokenStream, namer: &mut Namer, default_float: Ty) -> Self {
+        let mut names: Vec<Ident> = Vec::with_capacity(func.vars.len());
+        for info in &func.vars {
+            let span = info.span;
+            let name = match &info.origin {
+                Origin::Param => {
+                    namer.taken.insert(info.name.clone());
+                    info.name.clone()
+                }
+                Origin::Local => namer.claim(&info.name),
+                Origin::Temp => namer.numbered("__t"),
+                Origin::Adjoint(of) => {
+                    let base = names[of.0 as usize].to_string();
+                    namer.fresh(&format!("__d_{}", base.trim_start_matches("r#").trim_start_matches("__")))
+                }
+                Origin::CalleeGrad => namer.fresh(&format!("__{}", info.name.trim_start_matches("r#"))),
+            };
+            let span = match info.origin {
+                Origin::Param | Origin::Local => span,
+                _ => Span::call_site(),
+            };
+            names.push(ident(&name, span));
+        }
+        let mut emitter = Emitter {
+            func,
+            krate,
+            names,
+            inline: HashMap::new(),
+            live: HashMap::new(),
+            grad_param: None,
+            default_float,
+        };
+        emitter.plan_inlining();
+        emitter
+    }
+
+    fn plan_inlining(&mut self) {
+        let mut reads = vec![];
+        crate::ir::reads_in_block(&self.func.body, &mut reads);
+        for v in reads {
+            *self.live.entry(v).or_default() += 1;
+        }
+        let mut mutable = HashSet::new();
+        crate::ir::walk_stmts(&self.func.body, &mut |s| {
+            if let Stmt::DeclMut { var, .. } = s {
+                mutable.insert(*var);
+            }
+        });
+        let mut inline = HashMap::new();
+        plan_block(self.func, &self.func.body, &self.live, &mutable, &mut inline);
+        self.inline = inline;
+    }
+
+    fn name(&self, v: Var) -> &Ident {
+        &self.names[v.0 as usize]
+    }
+
+    fn operand(&self, o: &Operand) -> Prec {
+        match o {
+            Operand::Var(v) => match self.inline.get(v) {
+                Some(expr) => self.expr(expr),
+                None => (self.name(*v).to_token_stream(), P_ATOM),
+            },
+            Operand::Float(c) => float_literal(c, None),
+            Operand::Lit(l) => (l.to_token_stream(), P_ATOM),
+            Operand::Path(p) => (p.to_token_stream(), P_ATOM),
+            Operand::Default => (quote!(::core::default::Default::default()), P_POSTFIX),
+        }
+    }
+
+    fn operand_at(&self, o: &Operand, min: u8) -> TokenStream {
+        wrap(self.operand(o), min)
+    }
+
+    fn args(&self, args: &[Operand]) -> TokenStream {
+        let args = args.iter().map(|a| self.operand_at(a, 0));
+        quote!(#(#args),*)
+    }
+
+    fn receiver(&self, o: &Operand) -> TokenStream {
+        match o {
+            Operand::Float(c) => {
+                let suffix = if c.ty == Ty::Float { self.default_float } else { c.ty };
+                wrap(float_literal(c, Some(suffix)), P_POSTFIX)
+            }
+            other => self.operand_at(other, P_POSTFIX),
+        }
+    }
+
+    fn expr(&self, e: &Expr) -> Prec {
+        let krate = self.krate;
+        match e {
+            Expr::Use(o) => self.operand(o),
+            Expr::Unary(op, o) => {
+                let inner = self.operand_at(o, P_UNARY);
+                match op {
+                    UnOp::Neg => (quote!(-#inner), P_UNARY),
+                    UnOp::Not => (quote!(!#inner), P_UNARY),
+                }
+            }
+            Expr::Binary(op, a, b) => {
+                let prec = precedence(*op);
+                let (left_min, right_min) = if op.is_comparison() { (prec + 1, prec + 1) } else { (prec, prec + 1) };
+                let l = self.operand_at(a, left_min);
+                let r = self.operand_at(b, right_min);
+                let symbol: TokenStream = op.symbol().parse().unwrap_or_default();
+                (quote!(#l #symbol #r), prec)
+            }
+            Expr::Prim { rule, form, args } => {
+                let name = Ident::new(rule.name, Span::call_site());
+                match form {
+                    CallForm::Method => {
+                        let (receiver, rest) = match args.split_first() {
+                            Some((r, rest)) => (self.receiver(r), rest),
+                            None => (quote!(()), &[][..]),
+                        };
+                        let rest = self.args(rest);
+                        (quote!(#receiver.#name(#rest)), P_POSTFIX)
+                    }
+                    CallForm::Runtime => {
+                        let args = self.args(args);
+                        (quote!(#krate::#name(#args)), P_POSTFIX)
+                    }
+                    CallForm::Helper => {
+                        let args = self.args(args);
+                        (quote!(#krate::__private::derivatives::#name(#args)), P_POSTFIX)
+                    }
+                }
+            }
+            Expr::Cast { operand, ty } => {
+                let o = self.operand_at(operand, P_CAST);
+                (quote!(#o as #ty), P_CAST)
+            }
+            Expr::Call { func, args } | Expr::DiffCall { func, args } => {
+                let args = self.args(args);
+                (quote!(#func(#args)), P_POSTFIX)
+            }
+            Expr::GradCall { func, args } => {
+                let func = companion_path(func, "grad");
+                let args = self.args(args);
+                (quote!(#func(#args)), P_POSTFIX)
+            }
+            Expr::ArgGrad { grad, index } => {
+                let g = self.name(*grad);
+                let index = proc_macro2::Literal::usize_unsuffixed(*index);
+                (quote!(#krate::__private::ArgGrad::<#index>::arg_grad(&#g)), P_POSTFIX)
+            }
+            Expr::Method { receiver, method, args } => {
+                let r = self.receiver(receiver);
+                let args = self.args(args);
+                (quote!(#r.#method(#args)), P_POSTFIX)
+            }
+            Expr::Field { base, member } => {
+                let b = self.operand_at(base, P_POSTFIX);
+                (quote!(#b.#member), P_POSTFIX)
+            }
+        }
+    }
+
+    fn is_live(&self, v: Var) -> bool {
+        self.live.get(&v).copied().unwrap_or(0) > 0
+    }
+
+    fn stmt(&self, s: &Stmt) -> TokenStream {
+        match s {
+            Stmt::Let { var, expr } => {
+                if self.inline.contains_key(var) {
+                    return TokenStream::new();
+                }
+                let name = self.name(*var);
+                let value = wrap(self.expr(expr), 0);
+                quote!(let #name = #value;)
+            }
+            Stmt::LetTuple { vars, expr } => {
+                let names = vars.iter().map(|v| {
+                    if self.is_live(*v) {
+                        self.name(*v).to_token_stream()
+                    } else {
+                        quote!(_)
+                    }
+                });
+                let value = wrap(self.expr(expr), 0);
+                quote!(let (#(#names),*) = #value;)
+            }
+            Stmt::DeclMut { var, expr } => {
+                let name = self.name(*var);
+                let value = wrap(self.expr(expr), 0);
+                quote!(let mut #name = #value;)
+            }
+            Stmt::Accum { var, expr } => {
+                let name = self.name(*var);
+                let value = wrap(self.expr(expr), 0);
+                quote!(#name += #value;)
+            }
+            Stmt::AccumGrad { param, value } => {
+                let field = &self.func.params[*param].ident;
+                let grad = &self.grad_param;
+                let value = self.operand_at(value, 0);
+                quote!(#grad.#field += #value;)
+            }
+            Stmt::If {
+                cond,
+                then_block,
+                else_block,
+                outs,
+            } => {
+                let then_tokens = self.block(then_block);
+                let else_tokens = self.block(else_block);
+                let if_expr = if outs.is_empty() && then_block.stmts.is_empty() {
+                    let negated = wrap(self.operand(cond), P_UNARY);
+                    quote!(if !#negated { #else_tokens })
+                } else if outs.is_empty() && else_block.stmts.is_empty() {
+                    let c = self.operand_at(cond, 0);
+                    quote!(if #c { #then_tokens })
+                } else {
+                    let c = self.operand_at(cond, 0);
+                    quote!(if #c { #then_tokens } else { #else_tokens })
+                };
+                match outs.as_slice() {
+                    [] => if_expr,
+                    [one] => {
+                        let name = self.name(*one);
+                        quote!(let #name = #if_expr;)
+                    }
+                    many => {
+                        let names = many.iter().map(|v| self.name(*v));
+                        quote!(let (#(#names),*) = #if_expr;)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The statements of `block` followed by its yields (as a tuple if several).
+    pub fn block(&self, block: &Block) -> TokenStream {
+        let stmts = block.stmts.iter().map(|s| self.stmt(s));
+        let yields = match block.yields.as_slice() {
+            [] => TokenStream::new(),
+            [one] => self.operand_at(one, 0),
+            many => {
+                let items = many.iter().map(|y| self.operand_at(y, 0));
+                quote!((#(#items),*))
+            }
+        };
+        quote!(#(#stmts)* #yields)
+    }
+}
+
+/// Chooses the temporaries to fold into their use: read exactly once, by a
+/// statement of the same block, and not reading an accumulator (whose value
+/// may change between definition and use).
+fn plan_block<'a>(
+    func: &Func,
+    block: &'a Block,
+    live: &HashMap<Var, usize>,
+    mutable: &HashSet<Var>,
+    inline: &mut HashMap<Var, &'a Expr>,
+) {
+    let mut direct: HashMap<Var, usize> = HashMap::new();
+    for stmt in &block.stmts {
+        for v in stmt.reads() {
+            *direct.entry(v).or_default() += 1;
+        }
+    }
+    for y in &block.yields {
+        if let Some(v) = y.as_var() {
+            *direct.entry(v).or_default() += 1;
+        }
+    }
+    for stmt in &block.stmts {
+        match stmt {
+            Stmt::Let { var, expr } => {
+                let once = live.get(var) == Some(&1) && direct.get(var) == Some(&1);
+                let temp = func.info(*var).origin == Origin::Temp;
+                let reads_mutable = expr.vars().iter().any(|v| mutable.contains(v));
+                if once && temp && !reads_mutable {
+                    inline.insert(*var, expr);
+                }
+            }
+            Stmt::If {
+                then_block,
+                else_block,
+                ..
+            } => {
+                plan_block(func, then_block, live, mutable, inline);
+                plan_block(func, else_block, live, mutable, inline);
+            }
+            _ => {}
+        }
+    }
+}

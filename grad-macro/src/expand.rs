@@ -1,0 +1,99 @@
+//! The pipeline in one function: arguments -> syn -> IR -> reverse ->
+//! simplify -> tokens. On any error, [`fallback`](crate::fallback) emits the
+//! user's function untouched, every error, and stub companions.
+
+use proc_macro2::TokenStream;
+use quote::{quote, ToTokens};
+
+use crate::args::Args;
+use crate::ctxt::Ctxt;
+use crate::emit::{Emitter, Namer};
+use crate::items::Companions;
+use crate::{fallback, lower, reverse, simplify};
+
+/// Expands `#[differentiate(attr)] item`.
+pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item_fn: syn::ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(_) => {
+            let error = syn::Error::new_spanned(
+                &item,
+                "#[differentiate] applies to free functions (`fn loss(w: f64, …) -> f64 { … }`)",
+            );
+            let error = error.to_compile_error();
+            return quote!(#error #item);
+        }
+    };
+    let cx = Ctxt::new();
+    let args = match syn::parse2::<Args>(attr) {
+        Ok(args) => args,
+        Err(e) => {
+            cx.syn_error(e);
+            Args::default()
+        }
+    };
+    let krate = match &args.krate {
+        Some(path) => path.to_token_stream(),
+        None => quote!(::grad),
+    };
+
+    let lowered = lower::lower(&item_fn, &args, &cx);
+    let params = params_of(&item_fn);
+    let wrt = match &lowered {
+        Some((func, _)) => func.params.iter().enumerate().filter(|(_, p)| p.wrt).map(|(i, _)| i).collect(),
+        None => vec![],
+    };
+    let companions = Companions {
+        item: &item_fn,
+        krate: &krate,
+        params,
+        wrt,
+    };
+    let (primal, sig) = match lowered {
+        Some(l) if !cx.has_errors() => l,
+        _ => return fallback::emit(&item_fn, &companions, cx),
+    };
+
+    let mut backward = match reverse::reverse(&primal) {
+        Ok(f) => f,
+        Err(message) => {
+            cx.error_spanned_by(&item_fn.sig.ident, format!("internal error in #[differentiate]: {message}; please report it"));
+            return fallback::emit(&item_fn, &companions, cx);
+        }
+    };
+    simplify::simplify(&mut backward);
+
+    let mut namer = Namer::new(item_fn.to_token_stream());
+    let grad_param = proc_macro2::Ident::new(&namer.fresh("grad"), proc_macro2::Span::call_site());
+    let mut emitter = Emitter::new(&backward, &krate, &mut namer, sig.ret);
+    emitter.grad_param = Some(grad_param.clone());
+    let body = emitter.block(&backward.body);
+
+    let grad_struct = companions.grad_struct();
+    let grad_fn = companions.grad_fn(false);
+    let backward_fn = companions.backward_fn(&grad_param, Some(body));
+    quote! {
+        #item_fn
+        #grad_struct
+        #grad_fn
+        #backward_fn
+    }
+}
+
+/// Every parameter's name and type (`_` where the pattern is not a name).
+pub fn params_of(item: &syn::ItemFn) -> Vec<(proc_macro2::Ident, syn::Type)> {
+    item.sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            syn::FnArg::Typed(t) => {
+                let ident = match &*t.pat {
+                    syn::Pat::Ident(p) => p.ident.clone(),
+                    other => proc_macro2::Ident::new("_", syn::spanned::Spanned::span(other)),
+                };
+                Some((ident, (*t.ty).clone()))
+            }
+            syn::FnArg::Receiver(_) => None,
+        })
+        .collect()
+}

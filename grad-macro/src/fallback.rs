@@ -1,0 +1,27 @@
+//! What is emitted when the function has errors: the function exactly as the
+//! user wrote it (so its own type errors still show), every collected error,
+//! and stub companions with the right signatures (so callers of `f_grad`
+//! elsewhere do not add a cascade of "cannot find" errors).
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::quote;
+
+use crate::ctxt::Ctxt;
+use crate::items::Companions;
+
+pub fn emit(item: &syn::ItemFn, companions: &Companions, cx: Ctxt) -> TokenStream {
+    let errors = match cx.check() {
+        Ok(()) => TokenStream::new(),
+        Err(e) => e.to_compile_error(),
+    };
+    let grad_struct = companions.grad_struct();
+    let grad_fn = companions.grad_fn(true);
+    let backward_fn = companions.backward_fn(&Ident::new("grad", Span::call_site()), None);
+    quote! {
+        #errors
+        #item
+        #grad_struct
+        #grad_fn
+        #backward_fn
+    }
+}

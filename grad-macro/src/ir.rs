@@ -1,0 +1,578 @@
+//! The intermediate representation every pass reads and writes.
+//!
+//! A function body is a tree of [`Block`]s holding [`Stmt`]s. Values are
+//! single-assignment variables ([`Var`]): a `let mut` that the user reassigns
+//! becomes a fresh variable per assignment, and a value that differs by branch
+//! flows out of an [`Stmt::If`] through its `outs`, one per variable, as the
+//! yields of the two branch blocks (a phi in block-argument form). Operations
+//! take [`Operand`]s only, so every intermediate has a name the reverse sweep
+//! can refer to.
+//!
+//! Control flow is structured (blocks nest, `if` has two blocks); loops add a
+//! variant of [`Stmt`] without changing the rest. The only mutable variables
+//! are the adjoint accumulators the reverse pass introduces ([`Stmt::DeclMut`]
+//! and [`Stmt::Accum`]).
+
+use std::fmt;
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+
+use crate::rules::Rule;
+
+/// A single-assignment variable, an index into [`Func::vars`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Var(pub u32);
+
+/// What the macro knows of a value's type: enough to pick literal suffixes,
+/// placeholders and gradient field types; rustc infers the rest.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Ty {
+    F32,
+    F64,
+    /// A float whose width comes from context (an unsuffixed literal).
+    Float,
+    Int,
+    Bool,
+    /// Anything else: user types, `&str`, constants of unknown type.
+    Other,
+}
+
+impl Ty {
+    pub fn is_float(self) -> bool {
+        matches!(self, Ty::F32 | Ty::F64 | Ty::Float)
+    }
+
+    /// The type of an arithmetic result: the first concrete float type among
+    /// the operands wins, then an unsuffixed float, then the first operand's.
+    pub fn join(tys: impl IntoIterator<Item = Ty>) -> Ty {
+        let mut first = None;
+        let mut float = false;
+        for ty in tys {
+            match ty {
+                Ty::F32 | Ty::F64 => return ty,
+                Ty::Float => float = true,
+                _ => {}
+            }
+            first.get_or_insert(ty);
+        }
+        if float {
+            Ty::Float
+        } else {
+            first.unwrap_or(Ty::Other)
+        }
+    }
+}
+
+/// Where a variable came from; decides its emitted name and whether the
+/// emitter may fold it into the expression that uses it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Origin {
+    /// A parameter of the user's function (name kept exactly).
+    Param,
+    /// A `let` binding or reassignment of the user's.
+    Local,
+    /// An intermediate of an expression.
+    Temp,
+    /// The adjoint (reverse-mode derivative) of another variable.
+    Adjoint(Var),
+    /// The gradient struct a call to another `#[differentiate]` function returned.
+    CalleeGrad,
+}
+
+/// Everything known about one variable.
+#[derive(Clone, Debug)]
+pub struct VarInfo {
+    /// The user's name, or a descriptive stem for generated variables.
+    pub name: String,
+    pub ty: Ty,
+    pub origin: Origin,
+    /// Whether the value depends on a differentiated parameter.
+    pub active: bool,
+    pub span: Span,
+}
+
+/// A float constant, kept with the suffix the user wrote, if any.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct FloatConst {
+    pub value: f64,
+    pub ty: Ty,
+}
+
+/// An argument of an operation.
+#[derive(Clone, Debug)]
+pub enum Operand {
+    Var(Var),
+    Float(FloatConst),
+    /// Any other literal (integers, bools, strings), emitted verbatim.
+    Lit(syn::Lit),
+    /// A path to a constant or static (`PI`, `std::f64::consts::E`, a user
+    /// `const`), emitted verbatim; never differentiated.
+    Path(syn::Path),
+    /// `Default::default()`: what a branch not taken yields for a value only
+    /// the other branch computes.
+    Default,
+}
+
+impl Operand {
+    pub fn float(value: f64) -> Operand {
+        Operand::Float(FloatConst {
+            value,
+            ty: Ty::Float,
+        })
+    }
+
+    pub fn as_var(&self) -> Option<Var> {
+        match self {
+            Operand::Var(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn as_float(&self) -> Option<f64> {
+        match self {
+            Operand::Float(c) => Some(c.value),
+            _ => None,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Operand::Lit(syn::Lit::Int(i)) => i.base10_parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn is_float_value(&self, value: f64) -> bool {
+        self.as_float() == Some(value)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UnOp {
+    Neg,
+    Not,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    BitAnd,
+    BitOr,
+    BitXor,
+    Shl,
+    Shr,
+}
+
+impl BinOp {
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        )
+    }
+
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Rem => "%",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::BitAnd => "&",
+            BinOp::BitOr => "|",
+            BinOp::BitXor => "^",
+            BinOp::Shl => "<<",
+            BinOp::Shr => ">>",
+        }
+    }
+}
+
+/// How a primitive was written, which is how it is emitted again.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CallForm {
+    /// `x.sin()` or `f64::sin(x)`: a method of the float type.
+    Method,
+    /// `sigmoid(x)`: a function of grad's runtime.
+    Runtime,
+    /// A derivative helper of the runtime (`grad::__private::derivatives`).
+    Helper,
+}
+
+/// A right-hand side.
+#[derive(Clone, Debug)]
+pub enum Expr {
+    Use(Operand),
+    Unary(UnOp, Operand),
+    Binary(BinOp, Operand, Operand),
+    /// A primitive from the rule table.
+    Prim {
+        rule: &'static Rule,
+        form: CallForm,
+        args: Vec<Operand>,
+    },
+    /// `operand as ty`.
+    Cast {
+        operand: Operand,
+        ty: syn::Type,
+    },
+    /// A call the macro does not differentiate: none of its arguments is active.
+    Call { func: syn::Path, args: Vec<Operand> },
+    /// A call of another `#[differentiate]` function with active arguments.
+    /// The primal evaluates it as a plain call; the reverse pass turns it into
+    /// a call of the companion `func_grad`.
+    DiffCall { func: syn::Path, args: Vec<Operand> },
+    /// `func_grad(args)`: the value and the gradient struct of the callee.
+    GradCall { func: syn::Path, args: Vec<Operand> },
+    /// The callee gradient's component for argument `index`.
+    ArgGrad { grad: Var, index: usize },
+    /// A method with no rule, called on values none of which is active
+    /// (`n.min(m)` on integers, `name.len()`).
+    Method {
+        receiver: Operand,
+        method: syn::Ident,
+        args: Vec<Operand>,
+    },
+    /// `base.member` on a value that is not differentiated.
+    Field { base: Operand, member: syn::Member },
+}
+
+impl Expr {
+    /// The operands, in order.
+    pub fn operands(&self) -> Vec<&Operand> {
+        match self {
+            Expr::Use(a) | Expr::Unary(_, a) => vec![a],
+            Expr::Binary(_, a, b) => vec![a, b],
+            Expr::Prim { args, .. }
+            | Expr::Call { args, .. }
+            | Expr::DiffCall { args, .. }
+            | Expr::GradCall { args, .. } => args.iter().collect(),
+            Expr::Cast { operand, .. } => vec![operand],
+            Expr::ArgGrad { .. } => vec![],
+            Expr::Method { receiver, args, .. } => std::iter::once(receiver).chain(args).collect(),
+            Expr::Field { base, .. } => vec![base],
+        }
+    }
+
+    pub fn operands_mut(&mut self) -> Vec<&mut Operand> {
+        match self {
+            Expr::Use(a) | Expr::Unary(_, a) => vec![a],
+            Expr::Binary(_, a, b) => vec![a, b],
+            Expr::Prim { args, .. }
+            | Expr::Call { args, .. }
+            | Expr::DiffCall { args, .. }
+            | Expr::GradCall { args, .. } => args.iter_mut().collect(),
+            Expr::Cast { operand, .. } => vec![operand],
+            Expr::ArgGrad { .. } => vec![],
+            Expr::Method { receiver, args, .. } => {
+                std::iter::once(receiver).chain(args.iter_mut()).collect()
+            }
+            Expr::Field { base, .. } => vec![base],
+        }
+    }
+
+    /// Variables read, including the gradient struct of [`Expr::ArgGrad`].
+    pub fn vars(&self) -> Vec<Var> {
+        let mut vars: Vec<Var> = self.operands().into_iter().filter_map(Operand::as_var).collect();
+        if let Expr::ArgGrad { grad, .. } = self {
+            vars.push(*grad);
+        }
+        vars
+    }
+
+    /// Rename variables read by this expression.
+    pub fn map_vars(&mut self, f: &mut impl FnMut(Var) -> Operand) {
+        for operand in self.operands_mut() {
+            if let Operand::Var(v) = operand {
+                *operand = f(*v);
+            }
+        }
+        if let Expr::ArgGrad { grad, .. } = self {
+            if let Operand::Var(v) = f(*grad) {
+                *grad = v;
+            }
+        }
+    }
+
+    /// Whether evaluating the expression twice, once, or not at all is
+    /// unobservable, so that CSE and dead-code elimination may touch it.
+    /// Calls of user functions are assumed pure: `#[differentiate]` functions
+    /// are mathematical functions of their arguments.
+    pub fn is_pure(&self) -> bool {
+        true
+    }
+}
+
+/// One statement.
+#[derive(Clone, Debug)]
+pub enum Stmt {
+    /// `let var = expr;`
+    Let { var: Var, expr: Expr },
+    /// `let (vars.0, vars.1, …) = expr;` for calls that return tuples.
+    LetTuple { vars: Vec<Var>, expr: Expr },
+    /// `let mut var = expr;`: an accumulator.
+    DeclMut { var: Var, expr: Expr },
+    /// `var += expr;`
+    Accum { var: Var, expr: Expr },
+    /// `grad.<field> += value;` in a `_backward` companion: `param` is the
+    /// index of the differentiated parameter in the function's parameter list.
+    AccumGrad { param: usize, value: Operand },
+    /// `let (outs…) = if cond { then…; yields } else { else…; yields };`
+    If {
+        cond: Operand,
+        then_block: Block,
+        else_block: Block,
+        outs: Vec<Var>,
+    },
+}
+
+/// A sequence of statements and the operands it yields to its parent
+/// (an `if`'s outs, or the function's return value).
+#[derive(Clone, Debug, Default)]
+pub struct Block {
+    pub stmts: Vec<Stmt>,
+    pub yields: Vec<Operand>,
+}
+
+/// A parameter of the function.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub var: Var,
+    pub ident: syn::Ident,
+    pub ty: syn::Type,
+    /// Whether the gradient is taken with respect to this parameter.
+    pub wrt: bool,
+}
+
+/// A whole function: the primal as lowered, or a companion after a pass.
+#[derive(Clone, Debug)]
+pub struct Func {
+    pub vars: Vec<VarInfo>,
+    pub params: Vec<Param>,
+    /// Yields exactly one operand: the return value.
+    pub body: Block,
+}
+
+impl Func {
+    pub fn new_var(&mut self, info: VarInfo) -> Var {
+        self.vars.push(info);
+        Var(self.vars.len() as u32 - 1)
+    }
+
+    pub fn info(&self, var: Var) -> &VarInfo {
+        &self.vars[var.0 as usize]
+    }
+
+    pub fn info_mut(&mut self, var: Var) -> &mut VarInfo {
+        &mut self.vars[var.0 as usize]
+    }
+
+    pub fn operand_ty(&self, operand: &Operand) -> Ty {
+        match operand {
+            Operand::Var(v) => self.info(*v).ty,
+            Operand::Float(c) => c.ty,
+            Operand::Lit(syn::Lit::Int(_)) => Ty::Int,
+            Operand::Lit(syn::Lit::Bool(_)) => Ty::Bool,
+            Operand::Lit(_) | Operand::Path(_) | Operand::Default => Ty::Other,
+        }
+    }
+
+    pub fn is_active(&self, operand: &Operand) -> bool {
+        operand.as_var().is_some_and(|v| self.info(v).active)
+    }
+
+    /// The return value.
+    pub fn result(&self) -> &Operand {
+        &self.body.yields[0]
+    }
+}
+
+/// Calls `f` on every statement of `block` and of the blocks nested in it,
+/// parents before children.
+pub fn walk_stmts<'a>(block: &'a Block, f: &mut impl FnMut(&'a Stmt)) {
+    for stmt in &block.stmts {
+        f(stmt);
+        if let Stmt::If {
+            then_block,
+            else_block,
+            ..
+        } = stmt
+        {
+            walk_stmts(then_block, f);
+            walk_stmts(else_block, f);
+        }
+    }
+}
+
+impl Stmt {
+    /// Variables this statement reads directly (not in nested blocks).
+    pub fn reads(&self) -> Vec<Var> {
+        match self {
+            Stmt::Let { expr, .. }
+            | Stmt::LetTuple { expr, .. }
+            | Stmt::DeclMut { expr, .. } => expr.vars(),
+            Stmt::Accum { var, expr } => {
+                let mut vars = expr.vars();
+                vars.push(*var);
+                vars
+            }
+            Stmt::AccumGrad { value, .. } => value.as_var().into_iter().collect(),
+            Stmt::If { cond, .. } => cond.as_var().into_iter().collect(),
+        }
+    }
+
+    /// Variables this statement defines directly.
+    pub fn defines(&self) -> Vec<Var> {
+        match self {
+            Stmt::Let { var, .. } | Stmt::DeclMut { var, .. } => vec![*var],
+            Stmt::LetTuple { vars, .. } => vars.clone(),
+            Stmt::If { outs, .. } => outs.clone(),
+            Stmt::Accum { .. } | Stmt::AccumGrad { .. } => vec![],
+        }
+    }
+}
+
+/// Every variable read anywhere in `block` (statements and yields, nested
+/// blocks included), with multiplicity.
+pub fn reads_in_block(block: &Block, out: &mut Vec<Var>) {
+    for stmt in &block.stmts {
+        out.extend(stmt.reads());
+        if let Stmt::If {
+            then_block,
+            else_block,
+            ..
+        } = stmt
+        {
+            reads_in_block(then_block, out);
+            reads_in_block(else_block, out);
+        }
+    }
+    out.extend(block.yields.iter().filter_map(Operand::as_var));
+}
+
+// ---------------------------------------------------------------------------
+// Display: a compact, stable text form for unit tests and debugging.
+
+impl fmt::Display for Var {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
+
+fn tokens(t: &impl ToTokens) -> String {
+    let ts: TokenStream = t.to_token_stream();
+    ts.to_string().replace(' ', "")
+}
+
+impl fmt::Display for Operand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Operand::Var(v) => write!(f, "{v}"),
+            Operand::Float(c) => write!(f, "{:?}", c.value),
+            Operand::Lit(l) => write!(f, "{}", tokens(l)),
+            Operand::Path(p) => write!(f, "{}", tokens(p)),
+            Operand::Default => write!(f, "default"),
+        }
+    }
+}
+
+fn list(items: &[Operand]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Use(a) => write!(f, "{a}"),
+            Expr::Unary(UnOp::Neg, a) => write!(f, "-{a}"),
+            Expr::Unary(UnOp::Not, a) => write!(f, "!{a}"),
+            Expr::Binary(op, a, b) => write!(f, "{a} {} {b}", op.symbol()),
+            Expr::Prim { rule, args, .. } => write!(f, "{}({})", rule.name, list(args)),
+            Expr::Cast { operand, ty } => write!(f, "{operand} as {}", tokens(ty)),
+            Expr::Call { func, args } => write!(f, "{}({})", tokens(func), list(args)),
+            Expr::DiffCall { func, args } => write!(f, "diff {}({})", tokens(func), list(args)),
+            Expr::GradCall { func, args } => write!(f, "grad {}({})", tokens(func), list(args)),
+            Expr::ArgGrad { grad, index } => write!(f, "{grad}.arg{index}"),
+            Expr::Method {
+                receiver,
+                method,
+                args,
+            } => write!(f, "{receiver}.{method}({})", list(args)),
+            Expr::Field { base, member } => write!(f, "{base}.{}", tokens(member)),
+        }
+    }
+}
+
+impl Block {
+    fn fmt_indented(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
+        let pad = "  ".repeat(depth);
+        for stmt in &self.stmts {
+            match stmt {
+                Stmt::Let { var, expr } => writeln!(f, "{pad}{var} = {expr}")?,
+                Stmt::LetTuple { vars, expr } => {
+                    let names: Vec<String> = vars.iter().map(ToString::to_string).collect();
+                    writeln!(f, "{pad}({}) = {expr}", names.join(", "))?
+                }
+                Stmt::DeclMut { var, expr } => writeln!(f, "{pad}mut {var} = {expr}")?,
+                Stmt::Accum { var, expr } => writeln!(f, "{pad}{var} += {expr}")?,
+                Stmt::AccumGrad { param, value } => writeln!(f, "{pad}grad[{param}] += {value}")?,
+                Stmt::If {
+                    cond,
+                    then_block,
+                    else_block,
+                    outs,
+                } => {
+                    let names: Vec<String> = outs.iter().map(ToString::to_string).collect();
+                    writeln!(f, "{pad}({}) = if {cond} {{", names.join(", "))?;
+                    then_block.fmt_indented(f, depth + 1)?;
+                    writeln!(f, "{pad}}} else {{")?;
+                    else_block.fmt_indented(f, depth + 1)?;
+                    writeln!(f, "{pad}}}")?;
+                }
+            }
+        }
+        if !self.yields.is_empty() {
+            writeln!(f, "{pad}yield {}", list(&self.yields))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_indented(f, 0)
+    }
+}
+
+impl fmt::Display for Func {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| format!("{}{}", p.var, if p.wrt { "*" } else { "" }))
+            .collect();
+        writeln!(f, "fn({}) {{", params.join(", "))?;
+        self.body.fmt_indented(f, 1)?;
+        writeln!(f, "}}")
+    }
+}

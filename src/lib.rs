@@ -1,0 +1,80 @@
+//! # grad — compile-time automatic differentiation for Rust
+//!
+//! Put `#[differentiate]` on an ordinary function and grad writes its
+//! gradient at compile time: no tape, no runtime graph, no allocation, the
+//! code a careful human would derive by hand, on stable Rust.
+//!
+//! ```
+//! use grad::prelude::*;
+//!
+//! #[differentiate(wrt(w, b))]
+//! fn loss(w: f64, b: f64, x: f64, y: f64) -> f64 {
+//!     let z = w * x + b;
+//!     let p = sigmoid(z);
+//!     bce(p, y)
+//! }
+//!
+//! let (value, grad) = loss_grad(1.0, 0.0, 6.0, 0.0);
+//! assert_eq!(format!("{value:.4} {:.4} {:.4}", grad.w, grad.b), "6.0025 5.9852 0.9975");
+//! ```
+//!
+//! Beside the function, with its visibility, `#[differentiate]` emits:
+//!
+//! | item | meaning |
+//! | --- | --- |
+//! | `struct LossGrad { pub w: f64, pub b: f64 }` | one field per differentiated parameter; `Debug, Clone, Copy, PartialEq, Default`, `+`, `+=`, `zero()` |
+//! | `fn loss_grad(w, b, x, y) -> (f64, LossGrad)` | the value and a fresh gradient |
+//! | `fn loss_backward(w, b, x, y, grad: &mut LossGrad) -> f64` | the value; the gradient is **added** into `grad`, as PyTorch's `.grad` accumulates |
+//!
+//! `wrt(...)` picks the parameters to differentiate (every `f32`/`f64`
+//! parameter when omitted); `crate = path` names this crate when it is
+//! renamed in `Cargo.toml`. The body may use arithmetic, `let`/`let mut`
+//! with reassignment and compound assignment, `if`/`else` (also as values),
+//! early `return`, the float methods (`sin`, `exp`, `powi`, `max`, …), the
+//! runtime functions below, [`chain!`], and calls of other
+//! `#[differentiate]` functions, which are differentiated through. Anything
+//! else is a compile error that says what to write instead.
+//!
+//! The runtime functions ([`sigmoid`], [`relu`], [`leaky_relu`],
+//! [`softplus`], [`clamp`], [`bce`], [`bce_with_logits`], [`mse`]) are
+//! numerically stable, generic over `f32` and `f64`, and their kinks follow
+//! PyTorch's subgradient conventions. [`check`] compares any gradient with
+//! central finite differences.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub use grad_core::{
+    bce, bce_with_logits, check, clamp, derivatives, leaky_relu, mse, relu, sigmoid, softplus,
+    Float, EPSILON,
+};
+pub use grad_macro::{chain, differentiate};
+
+/// Everything a user of grad needs in one import: `use grad::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        bce, bce_with_logits, chain, clamp, differentiate, leaky_relu, mse, relu, sigmoid,
+        softplus, Float, EPSILON,
+    };
+}
+
+/// Items the generated code names; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use grad_core::derivatives;
+
+    /// Positional access to a gradient struct: the component for the
+    /// function's parameter number `I`. Lets a `#[differentiate]` function
+    /// call through another without knowing the callee's parameter names.
+    #[diagnostic::on_unimplemented(
+        message = "argument {I} of this call is differentiated, but the called function's `#[differentiate]` does not differentiate that parameter",
+        label = "the gradient of this call has no component for argument {I}",
+        note = "add the parameter to the called function's `wrt(...)`, or omit `wrt` there to differentiate every float parameter"
+    )]
+    pub trait ArgGrad<const I: usize> {
+        /// The component's type (the parameter's type).
+        type Output;
+        /// The component of the gradient for parameter `I`.
+        fn arg_grad(&self) -> Self::Output;
+    }
+}
