@@ -219,9 +219,10 @@ impl<'a> Emitter<'a> {
                     namer.fresh(&format!("__d_{}", base.trim_start_matches("r#").trim_start_matches("__")))
                 }
                 Origin::CalleeGrad => namer.fresh(&format!("__{}", info.name.trim_start_matches("r#"))),
+                Origin::Export(of) => names[of.0 as usize].to_string(),
             };
             let span = match info.origin {
-                Origin::Param | Origin::Local => span,
+                Origin::Param | Origin::Local | Origin::Export(_) => span,
                 _ => Span::call_site(),
             };
             names.push(ident(&name, span));

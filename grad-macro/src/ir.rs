@@ -78,6 +78,9 @@ pub enum Origin {
     Adjoint(Var),
     /// The gradient struct a call to another `#[differentiate]` function returned.
     CalleeGrad,
+    /// A branch-local value passed out of its `if` for the reverse sweep; it
+    /// takes the same name, which is free again once the branch ends.
+    Export(Var),
 }
 
 /// Everything known about one variable.
@@ -397,10 +400,6 @@ impl Func {
         operand.as_var().is_some_and(|v| self.info(v).active)
     }
 
-    /// The return value.
-    pub fn result(&self) -> &Operand {
-        &self.body.yields[0]
-    }
 }
 
 /// Calls `f` on every statement of `block` and of the blocks nested in it,

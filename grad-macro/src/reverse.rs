@@ -192,8 +192,9 @@ impl Reverse<'_> {
             if !defined.contains(&var) || map.contains_key(&var) {
                 continue;
             }
-            let info = self.func.info(var).clone();
+            let mut info = self.func.info(var).clone();
             let placeholder = placeholder(&info);
+            info.origin = Origin::Export(var);
             let out = self.func.new_var(info);
             branch.yields.push(Operand::Var(var));
             other.yields.push(placeholder);

@@ -45,6 +45,7 @@ pub struct Rule {
     pub partials: &'static [Option<&'static str>],
     /// Per parameter, the interval the rule tests sample from (where the
     /// primitive is defined and smooth almost everywhere).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub domain: &'static [(f64, f64)],
     /// Evaluates the primitive on `f64` (test-only; generated from the row).
     #[cfg(test)]
