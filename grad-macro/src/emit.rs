@@ -10,7 +10,9 @@ use std::collections::{HashMap, HashSet};
 use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
 
-use crate::ir::{BinOp, Block, CallForm, Expr, FloatConst, Func, Operand, Origin, Stmt, Ty, UnOp, Var};
+use crate::ir::{
+    BinOp, Block, CallForm, Expr, FloatConst, Func, Operand, Origin, Stmt, Ty, UnOp, Var,
+};
 
 // ------------------------------------------------------------------ names
 
@@ -88,7 +90,11 @@ pub fn ident(name: &str, span: Span) -> Ident {
 pub fn struct_name(fn_name: &Ident) -> Ident {
     let name = fn_name.to_string();
     let mut camel = String::new();
-    for part in name.trim_start_matches("r#").split('_').filter(|p| !p.is_empty()) {
+    for part in name
+        .trim_start_matches("r#")
+        .split('_')
+        .filter(|p| !p.is_empty())
+    {
         let mut chars = part.chars();
         if let Some(first) = chars.next() {
             camel.extend(first.to_uppercase());
@@ -104,7 +110,12 @@ pub fn companion_path(path: &syn::Path, suffix: &str) -> syn::Path {
     let mut path = path.clone();
     if let Some(last) = path.segments.last_mut() {
         let base = last.ident.to_string();
-        last.ident = format_ident!("{}_{}", base.trim_start_matches("r#"), suffix, span = last.ident.span());
+        last.ident = format_ident!(
+            "{}_{}",
+            base.trim_start_matches("r#"),
+            suffix,
+            span = last.ident.span()
+        );
     }
     path
 }
@@ -203,7 +214,12 @@ pub struct Emitter<'a> {
 }
 
 impl<'a> Emitter<'a> {
-    pub fn new(func: &'a Func, krate: &'a TokenStream, namer: &mut Namer, default_float: Ty) -> Self {
+    pub fn new(
+        func: &'a Func,
+        krate: &'a TokenStream,
+        namer: &mut Namer,
+        default_float: Ty,
+    ) -> Self {
         let mut names: Vec<Ident> = Vec::with_capacity(func.vars.len());
         for info in &func.vars {
             let span = info.span;
@@ -216,9 +232,14 @@ impl<'a> Emitter<'a> {
                 Origin::Temp => namer.numbered("__t"),
                 Origin::Adjoint(of) => {
                     let base = names[of.0 as usize].to_string();
-                    namer.fresh(&format!("__d_{}", base.trim_start_matches("r#").trim_start_matches("__")))
+                    namer.fresh(&format!(
+                        "__d_{}",
+                        base.trim_start_matches("r#").trim_start_matches("__")
+                    ))
                 }
-                Origin::CalleeGrad => namer.fresh(&format!("__{}", info.name.trim_start_matches("r#"))),
+                Origin::CalleeGrad => {
+                    namer.fresh(&format!("__{}", info.name.trim_start_matches("r#")))
+                }
                 Origin::Export(of) => names[of.0 as usize].to_string(),
             };
             let span = match info.origin {
@@ -253,7 +274,13 @@ impl<'a> Emitter<'a> {
             }
         });
         let mut inline = HashMap::new();
-        plan_block(self.func, &self.func.body, &self.live, &mutable, &mut inline);
+        plan_block(
+            self.func,
+            &self.func.body,
+            &self.live,
+            &mutable,
+            &mut inline,
+        );
         self.inline = inline;
     }
 
@@ -286,7 +313,11 @@ impl<'a> Emitter<'a> {
     fn receiver(&self, o: &Operand) -> TokenStream {
         match o {
             Operand::Float(c) => {
-                let suffix = if c.ty == Ty::Float { self.default_float } else { c.ty };
+                let suffix = if c.ty == Ty::Float {
+                    self.default_float
+                } else {
+                    c.ty
+                };
                 wrap(float_literal(c, Some(suffix)), P_POSTFIX)
             }
             other => self.operand_at(other, P_POSTFIX),
@@ -306,7 +337,11 @@ impl<'a> Emitter<'a> {
             }
             Expr::Binary(op, a, b) => {
                 let prec = precedence(*op);
-                let (left_min, right_min) = if op.is_comparison() { (prec + 1, prec + 1) } else { (prec, prec + 1) };
+                let (left_min, right_min) = if op.is_comparison() {
+                    (prec + 1, prec + 1)
+                } else {
+                    (prec, prec + 1)
+                };
                 let l = self.operand_at(a, left_min);
                 let r = self.operand_at(b, right_min);
                 let symbol: TokenStream = op.symbol().parse().unwrap_or_default();
@@ -329,7 +364,10 @@ impl<'a> Emitter<'a> {
                     }
                     CallForm::Helper => {
                         let args = self.args(args);
-                        (quote!(#krate::__private::derivatives::#name(#args)), P_POSTFIX)
+                        (
+                            quote!(#krate::__private::derivatives::#name(#args)),
+                            P_POSTFIX,
+                        )
                     }
                 }
             }
@@ -349,9 +387,16 @@ impl<'a> Emitter<'a> {
             Expr::ArgGrad { grad, index } => {
                 let g = self.name(*grad);
                 let index = proc_macro2::Literal::usize_unsuffixed(*index);
-                (quote!(#krate::__private::ArgGrad::<#index>::arg_grad(&#g)), P_POSTFIX)
+                (
+                    quote!(#krate::__private::ArgGrad::<#index>::arg_grad(&#g)),
+                    P_POSTFIX,
+                )
             }
-            Expr::Method { receiver, method, args } => {
+            Expr::Method {
+                receiver,
+                method,
+                args,
+            } => {
                 let r = self.receiver(receiver);
                 let args = self.args(args);
                 (quote!(#r.#method(#args)), P_POSTFIX)

@@ -40,7 +40,13 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     let lowered = lower::lower(&item_fn, &args, &cx);
     let params = params_of(&item_fn);
     let wrt = match &lowered {
-        Some((func, _)) => func.params.iter().enumerate().filter(|(_, p)| p.wrt).map(|(i, _)| i).collect(),
+        Some((func, _)) => func
+            .params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.wrt)
+            .map(|(i, _)| i)
+            .collect(),
         None => vec![],
     };
     let companions = Companions {
@@ -57,7 +63,10 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut backward = match reverse::reverse(&primal) {
         Ok(f) => f,
         Err(message) => {
-            cx.error_spanned_by(&item_fn.sig.ident, format!("internal error in #[differentiate]: {message}; please report it"));
+            cx.error_spanned_by(
+                &item_fn.sig.ident,
+                format!("internal error in #[differentiate]: {message}; please report it"),
+            );
             return fallback::emit(&item_fn, &companions, cx);
         }
     };

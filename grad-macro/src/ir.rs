@@ -236,15 +236,27 @@ pub enum Expr {
         ty: syn::Type,
     },
     /// A call the macro does not differentiate: none of its arguments is active.
-    Call { func: syn::Path, args: Vec<Operand> },
+    Call {
+        func: syn::Path,
+        args: Vec<Operand>,
+    },
     /// A call of another `#[differentiate]` function with active arguments.
     /// The primal evaluates it as a plain call; the reverse pass turns it into
     /// a call of the companion `func_grad`.
-    DiffCall { func: syn::Path, args: Vec<Operand> },
+    DiffCall {
+        func: syn::Path,
+        args: Vec<Operand>,
+    },
     /// `func_grad(args)`: the value and the gradient struct of the callee.
-    GradCall { func: syn::Path, args: Vec<Operand> },
+    GradCall {
+        func: syn::Path,
+        args: Vec<Operand>,
+    },
     /// The callee gradient's component for argument `index`.
-    ArgGrad { grad: Var, index: usize },
+    ArgGrad {
+        grad: Var,
+        index: usize,
+    },
     /// A method with no rule, called on values none of which is active
     /// (`n.min(m)` on integers, `name.len()`).
     Method {
@@ -253,7 +265,10 @@ pub enum Expr {
         args: Vec<Operand>,
     },
     /// `base.member` on a value that is not differentiated.
-    Field { base: Operand, member: syn::Member },
+    Field {
+        base: Operand,
+        member: syn::Member,
+    },
 }
 
 impl Expr {
@@ -292,7 +307,11 @@ impl Expr {
 
     /// Variables read, including the gradient struct of [`Expr::ArgGrad`].
     pub fn vars(&self) -> Vec<Var> {
-        let mut vars: Vec<Var> = self.operands().into_iter().filter_map(Operand::as_var).collect();
+        let mut vars: Vec<Var> = self
+            .operands()
+            .into_iter()
+            .filter_map(Operand::as_var)
+            .collect();
         if let Expr::ArgGrad { grad, .. } = self {
             vars.push(*grad);
         }
@@ -399,7 +418,6 @@ impl Func {
     pub fn is_active(&self, operand: &Operand) -> bool {
         operand.as_var().is_some_and(|v| self.info(v).active)
     }
-
 }
 
 /// Calls `f` on every statement of `block` and of the blocks nested in it,
@@ -423,9 +441,9 @@ impl Stmt {
     /// Variables this statement reads directly (not in nested blocks).
     pub fn reads(&self) -> Vec<Var> {
         match self {
-            Stmt::Let { expr, .. }
-            | Stmt::LetTuple { expr, .. }
-            | Stmt::DeclMut { expr, .. } => expr.vars(),
+            Stmt::Let { expr, .. } | Stmt::LetTuple { expr, .. } | Stmt::DeclMut { expr, .. } => {
+                expr.vars()
+            }
             Stmt::Accum { var, expr } => {
                 let mut vars = expr.vars();
                 vars.push(*var);

@@ -29,11 +29,17 @@ impl Companions<'_> {
     }
 
     pub fn grad_ident(&self) -> Ident {
-        format_ident!("{}_grad", self.fn_name().to_string().trim_start_matches("r#"))
+        format_ident!(
+            "{}_grad",
+            self.fn_name().to_string().trim_start_matches("r#")
+        )
     }
 
     pub fn backward_ident(&self) -> Ident {
-        format_ident!("{}_backward", self.fn_name().to_string().trim_start_matches("r#"))
+        format_ident!(
+            "{}_backward",
+            self.fn_name().to_string().trim_start_matches("r#")
+        )
     }
 
     fn ret(&self) -> TokenStream {
@@ -44,7 +50,11 @@ impl Companions<'_> {
     }
 
     fn wrt_list(&self) -> String {
-        let names: Vec<String> = self.wrt.iter().map(|&i| format!("`{}`", self.params[i].0)).collect();
+        let names: Vec<String> = self
+            .wrt
+            .iter()
+            .map(|&i| format!("`{}`", self.params[i].0))
+            .collect();
         names.join(", ")
     }
 
@@ -64,7 +74,10 @@ impl Companions<'_> {
              [`{name}::zero`] resets one in place, like PyTorch's `grad.zero_()`.",
             self.wrt_list()
         );
-        let indices = self.wrt.iter().map(|&i| proc_macro2::Literal::usize_unsuffixed(i));
+        let indices = self
+            .wrt
+            .iter()
+            .map(|&i| proc_macro2::Literal::usize_unsuffixed(i));
         quote! {
             #[doc = #doc]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq, ::core::default::Default)]
@@ -168,7 +181,10 @@ impl Companions<'_> {
         let (params, body) = match body {
             None => {
                 let types = self.params.iter().map(|(_, t)| t);
-                (quote!(#(_: #types,)* _: &mut #strukt), quote!(::core::unreachable!()))
+                (
+                    quote!(#(_: #types,)* _: &mut #strukt),
+                    quote!(::core::unreachable!()),
+                )
             }
             Some(body) => {
                 let idents = self.params.iter().map(|(i, _)| i);

@@ -23,6 +23,8 @@ mod rules;
 mod simplify;
 
 #[cfg(test)]
+mod interp;
+#[cfg(test)]
 mod tests;
 
 use proc_macro::TokenStream;

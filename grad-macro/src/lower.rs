@@ -119,10 +119,16 @@ fn check_signature(sig: &syn::Signature, cx: &Ctxt) {
         cx.error_spanned_by(t, "#[differentiate] does not support `const fn`; remove `const` (the gradient companions are not const)");
     }
     if let Some(t) = &sig.unsafety {
-        cx.error_spanned_by(t, "#[differentiate] does not support `unsafe fn`; remove `unsafe`");
+        cx.error_spanned_by(
+            t,
+            "#[differentiate] does not support `unsafe fn`; remove `unsafe`",
+        );
     }
     if let Some(abi) = &sig.abi {
-        cx.error_spanned_by(abi, "#[differentiate] does not support `extern` functions; remove the ABI");
+        cx.error_spanned_by(
+            abi,
+            "#[differentiate] does not support `extern` functions; remove the ABI",
+        );
     }
     if let Some(v) = &sig.variadic {
         cx.error_spanned_by(v, "#[differentiate] does not support variadic functions");
@@ -299,7 +305,12 @@ impl<'s> Lowerer<'_> {
 
     /// Lowers the rest of the function along one path; returns the value the
     /// path returns.
-    fn lower_path(&mut self, block: &mut Block, mut frames: Vec<Frame<'s>>, body_span: Span) -> Operand
+    fn lower_path(
+        &mut self,
+        block: &mut Block,
+        mut frames: Vec<Frame<'s>>,
+        body_span: Span,
+    ) -> Operand
     where
         Self: 's,
     {
@@ -343,19 +354,26 @@ impl<'s> Lowerer<'_> {
                     continue;
                 }
             };
-            let tail = if is_last && !semi { frame_tail } else { Tail::Discard };
+            let tail = if is_last && !semi {
+                frame_tail
+            } else {
+                Tail::Discard
+            };
             if let syn::Expr::Return(r) = expr {
                 return match &r.expr {
                     Some(e) => self.lower_expr(block, e),
                     None => {
-                        self.cx.error_spanned_by(r, "`return` needs the value to return");
+                        self.cx
+                            .error_spanned_by(r, "`return` needs the value to return");
                         Operand::float(0.0)
                     }
                 };
             }
             if contains_return(expr) {
                 match expr {
-                    syn::Expr::If(ei) => return self.lower_returning_if(block, ei, frames, tail, body_span),
+                    syn::Expr::If(ei) => {
+                        return self.lower_returning_if(block, ei, frames, tail, body_span)
+                    }
                     syn::Expr::Block(b) if b.label.is_none() => {
                         self.scopes.push(Scope::new());
                         frames.push(Frame::of_block(&b.block, tail, true));
@@ -416,7 +434,10 @@ impl<'s> Lowerer<'_> {
         let else_value = self.lower_path(&mut else_block, else_frames, body_span);
         self.scopes = saved;
 
-        let ty = Ty::join([self.func.operand_ty(&then_value), self.func.operand_ty(&else_value)]);
+        let ty = Ty::join([
+            self.func.operand_ty(&then_value),
+            self.func.operand_ty(&else_value),
+        ]);
         let active = self.func.is_active(&then_value) || self.func.is_active(&else_value);
         let out = self.new_var("ret", ty, Origin::Local, active, ei.if_token.span);
         then_block.yields = vec![then_value];
@@ -458,7 +479,13 @@ impl<'s> Lowerer<'_> {
 
     /// Gives `value` the user's name `name`: a fresh temporary is renamed in
     /// place, anything else is copied into a new variable.
-    fn bind(&mut self, block: &mut Block, name: &syn::Ident, value: Operand, declared: Option<Ty>) -> Var {
+    fn bind(
+        &mut self,
+        block: &mut Block,
+        name: &syn::Ident,
+        value: Operand,
+        declared: Option<Ty>,
+    ) -> Var {
         let value_ty = self.func.operand_ty(&value);
         let ty = match declared {
             Some(t) if t != Ty::Other => t,
@@ -507,7 +534,10 @@ impl<'s> Lowerer<'_> {
             return;
         };
         if let Some((else_token, _)) = &init.diverge {
-            self.cx.error_spanned_by(else_token, "`let ... else` is not supported in a #[differentiate] body");
+            self.cx.error_spanned_by(
+                else_token,
+                "`let ... else` is not supported in a #[differentiate] body",
+            );
         }
         if contains_return(&init.expr) {
             self.cx.error_spanned_by(
@@ -563,7 +593,10 @@ impl<'s> Lowerer<'_> {
             return;
         };
         let Some((depth, _)) = self.lookup(&ident.to_string()) else {
-            self.cx.error_spanned_by(ident, format!("cannot find the variable `{ident}` to assign to"));
+            self.cx.error_spanned_by(
+                ident,
+                format!("cannot find the variable `{ident}` to assign to"),
+            );
             return;
         };
         let var = self.bind(block, ident, value, None);
@@ -571,7 +604,12 @@ impl<'s> Lowerer<'_> {
     }
 
     /// Lowers a `{ ... }` block in a scope of its own; returns its value.
-    fn lower_scoped_block(&mut self, block: &mut Block, b: &syn::Block, want_value: bool) -> Option<Operand> {
+    fn lower_scoped_block(
+        &mut self,
+        block: &mut Block,
+        b: &syn::Block,
+        want_value: bool,
+    ) -> Option<Operand> {
         self.scopes.push(Scope::new());
         let mut value = None;
         for (i, stmt) in b.stmts.iter().enumerate() {
@@ -608,7 +646,12 @@ impl<'s> Lowerer<'_> {
 
     /// `if`/`else` with assignments to outer variables flowing out as outs,
     /// and the value as the first out when `want_value`.
-    fn lower_if(&mut self, block: &mut Block, ei: &syn::ExprIf, want_value: bool) -> Option<Operand> {
+    fn lower_if(
+        &mut self,
+        block: &mut Block,
+        ei: &syn::ExprIf,
+        want_value: bool,
+    ) -> Option<Operand> {
         let cond = self.lower_cond(block, &ei.cond);
         let before = self.scopes.clone();
 
@@ -619,7 +662,9 @@ impl<'s> Lowerer<'_> {
         let mut else_block = Block::default();
         let else_value = match ei.else_branch.as_ref().map(|(_, e)| &**e) {
             None => None,
-            Some(syn::Expr::Block(b)) => self.lower_scoped_block(&mut else_block, &b.block, want_value),
+            Some(syn::Expr::Block(b)) => {
+                self.lower_scoped_block(&mut else_block, &b.block, want_value)
+            }
             Some(syn::Expr::If(inner)) => self.lower_if(&mut else_block, inner, want_value),
             Some(other) => Some(self.lower_expr(&mut else_block, other)),
         };
@@ -711,12 +756,22 @@ impl<'s> Lowerer<'_> {
         Operand::Float(FloatConst { value, ty })
     }
 
-    fn binary(&mut self, block: &mut Block, op: BinOp, l: Operand, r: Operand, span: Span) -> Operand {
+    fn binary(
+        &mut self,
+        block: &mut Block,
+        op: BinOp,
+        l: Operand,
+        r: Operand,
+        span: Span,
+    ) -> Operand {
         let active = self.func.is_active(&l) || self.func.is_active(&r);
         if active && rules::for_binop(op).is_none() && !op.is_comparison() {
             self.cx.error_spanned_by(
                 quote::quote_spanned!(span=> _),
-                format!("`{}` has no derivative rule; it cannot be applied to a differentiated value", op.symbol()),
+                format!(
+                    "`{}` has no derivative rule; it cannot be applied to a differentiated value",
+                    op.symbol()
+                ),
             );
         }
         let ty = if op.is_comparison() {
@@ -752,7 +807,10 @@ impl<'s> Lowerer<'_> {
                     // `*x` of a `&f64` is the value itself.
                     syn::UnOp::Deref(_) => operand,
                     _ => {
-                        self.cx.error_spanned_by(u, "this unary operator is not supported in a #[differentiate] body");
+                        self.cx.error_spanned_by(
+                            u,
+                            "this unary operator is not supported in a #[differentiate] body",
+                        );
                         operand
                     }
                 }
@@ -776,17 +834,23 @@ impl<'s> Lowerer<'_> {
             syn::Expr::Block(b) if b.label.is_none() => self
                 .lower_scoped_block(block, &b.block, true)
                 .unwrap_or_else(|| {
-                    self.cx.error_spanned_by(b, "this block is used as a value, so it must end with one");
+                    self.cx.error_spanned_by(
+                        b,
+                        "this block is used as a value, so it must end with one",
+                    );
                     Operand::float(0.0)
                 }),
-            syn::Expr::If(ei) => self.lower_if(block, ei, true).unwrap_or_else(|| Operand::float(0.0)),
+            syn::Expr::If(ei) => self
+                .lower_if(block, ei, true)
+                .unwrap_or_else(|| Operand::float(0.0)),
             syn::Expr::MethodCall(mc) => self.lower_method_call(block, mc),
             syn::Expr::Call(c) => self.lower_call(block, c),
             syn::Expr::Macro(m) => self.lower_macro(block, &m.mac),
             syn::Expr::Field(f) => {
                 let base = self.lower_expr(block, &f.base);
                 if self.func.is_active(&base) {
-                    self.cx.error_spanned_by(f, "fields of differentiated values are not supported");
+                    self.cx
+                        .error_spanned_by(f, "fields of differentiated values are not supported");
                 }
                 self.emit(
                     block,
@@ -876,7 +940,14 @@ impl<'s> Lowerer<'_> {
         Operand::Var(out)
     }
 
-    fn prim(&mut self, block: &mut Block, rule: &'static rules::Rule, form: CallForm, args: Vec<Operand>, span: Span) -> Operand {
+    fn prim(
+        &mut self,
+        block: &mut Block,
+        rule: &'static rules::Rule,
+        form: CallForm,
+        args: Vec<Operand>,
+        span: Span,
+    ) -> Operand {
         let active = args
             .iter()
             .enumerate()
@@ -886,7 +957,11 @@ impl<'s> Lowerer<'_> {
             Some(Ty::Other) | None => Ty::join(args.iter().map(|a| self.func.operand_ty(a))),
             Some(t) => t,
         };
-        let ty = if ty == Ty::Other && active { self.default_float } else { ty };
+        let ty = if ty == Ty::Other && active {
+            self.default_float
+        } else {
+            ty
+        };
         self.emit(block, Expr::Prim { rule, form, args }, ty, active, span)
     }
 
@@ -939,7 +1014,8 @@ impl<'s> Lowerer<'_> {
             .as_ref()
             .and_then(|k| k.segments.first())
             .map(|s| s.ident.to_string());
-        (first == "grad" || first == "grad_core" || Some(&first) == krate_first.as_ref()).then_some(last)
+        (first == "grad" || first == "grad_core" || Some(&first) == krate_first.as_ref())
+            .then_some(last)
     }
 
     fn lower_call(&mut self, block: &mut Block, c: &syn::ExprCall) -> Operand {
@@ -993,7 +1069,11 @@ impl<'s> Lowerer<'_> {
                 }
                 self.cx.error_spanned_by(
                     c,
-                    format!("`{name}` takes {} argument(s): {}", rule.params.len(), rule.params.join(", ")),
+                    format!(
+                        "`{name}` takes {} argument(s): {}",
+                        rule.params.len(),
+                        rule.params.join(", ")
+                    ),
                 );
                 return Operand::float(0.0);
             }
@@ -1001,7 +1081,11 @@ impl<'s> Lowerer<'_> {
 
         let ty = Ty::join(args.iter().map(|a| self.func.operand_ty(a)));
         if any_active {
-            let ty = if ty.is_float() { ty } else { self.default_float };
+            let ty = if ty.is_float() {
+                ty
+            } else {
+                self.default_float
+            };
             self.emit(
                 block,
                 Expr::DiffCall {

@@ -16,9 +16,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::ir::{
-    Block, Expr, Func, Operand, Origin, Stmt, Ty, UnOp, Var, VarInfo, BinOp,
-};
+use crate::ir::{BinOp, Block, Expr, Func, Operand, Origin, Stmt, Ty, UnOp, Var, VarInfo};
 use crate::rules::{self, Formula};
 
 /// Builds the IR of the `_backward` companion. Errors are internal (a rule
@@ -91,7 +89,11 @@ impl Reverse<'_> {
 
     /// Returns the forward sweep of `block` and its reverse code, given what
     /// each yield's adjoint is (`None`: nothing flows back through it).
-    fn block(&mut self, block: &Block, yield_adjoints: &[Option<Operand>]) -> Result<(Block, Vec<Stmt>), String> {
+    fn block(
+        &mut self,
+        block: &Block,
+        yield_adjoints: &[Option<Operand>],
+    ) -> Result<(Block, Vec<Stmt>), String> {
         let mut rev = vec![];
         for (value, adjoint) in block.yields.iter().zip(yield_adjoints) {
             if let Some(adjoint) = adjoint {
@@ -175,7 +177,13 @@ impl Reverse<'_> {
     /// Makes the branch-local values that `branch_rev` reads available after
     /// the `if`: each becomes an extra out (the other branch yields a
     /// placeholder) and `branch_rev` reads the out instead.
-    fn export(&mut self, branch: &mut Block, other: &mut Block, outs: &mut Vec<Var>, mut branch_rev: Vec<Stmt>) -> Vec<Stmt> {
+    fn export(
+        &mut self,
+        branch: &mut Block,
+        other: &mut Block,
+        outs: &mut Vec<Var>,
+        mut branch_rev: Vec<Stmt>,
+    ) -> Vec<Stmt> {
         let mut defined = BTreeSet::new();
         for stmt in &branch.stmts {
             defined.extend(stmt.defines());
@@ -226,7 +234,11 @@ impl Reverse<'_> {
                             continue;
                         }
                         let partial = self.temp(rev, Expr::ArgGrad { grad, index }, info.ty);
-                        self.contribute(rev, arg, Expr::Binary(BinOp::Mul, Operand::Var(adjoint), partial));
+                        self.contribute(
+                            rev,
+                            arg,
+                            Expr::Binary(BinOp::Mul, Operand::Var(adjoint), partial),
+                        );
                     }
                 }
                 return Ok(Stmt::LetTuple {
@@ -252,9 +264,14 @@ impl Reverse<'_> {
         let out = Operand::Var(var);
         match expr {
             Expr::Use(a) => self.contribute(rev, a, Expr::Use(d)),
-            Expr::Unary(UnOp::Neg, a) => {
-                self.partials(rev, rules::for_neg(), std::slice::from_ref(a), &out, &d, info.ty)?
-            }
+            Expr::Unary(UnOp::Neg, a) => self.partials(
+                rev,
+                rules::for_neg(),
+                std::slice::from_ref(a),
+                &out,
+                &d,
+                info.ty,
+            )?,
             Expr::Binary(op, a, b) => {
                 if let Some(rule) = rules::for_binop(*op) {
                     self.partials(rev, rule, &[a.clone(), b.clone()], &out, &d, info.ty)?;
@@ -268,7 +285,9 @@ impl Reverse<'_> {
                     _ => None,
                 };
                 let expr = match back {
-                    Some(ty) if self.func.operand_ty(operand) != info.ty => Expr::Cast { operand: d, ty },
+                    Some(ty) if self.func.operand_ty(operand) != info.ty => {
+                        Expr::Cast { operand: d, ty }
+                    }
                     _ => Expr::Use(d),
                 };
                 self.contribute(rev, operand, expr);
@@ -330,7 +349,9 @@ fn placeholder(info: &VarInfo) -> Operand {
 pub fn substitute_stmt(stmt: &mut Stmt, map: &HashMap<Var, Var>) {
     let mut f = |v: Var| Operand::Var(*map.get(&v).unwrap_or(&v));
     match stmt {
-        Stmt::Let { expr, .. } | Stmt::LetTuple { expr, .. } | Stmt::DeclMut { expr, .. } => expr.map_vars(&mut f),
+        Stmt::Let { expr, .. } | Stmt::LetTuple { expr, .. } | Stmt::DeclMut { expr, .. } => {
+            expr.map_vars(&mut f)
+        }
         Stmt::Accum { var, expr } => {
             expr.map_vars(&mut f);
             if let Some(&v) = map.get(var) {

@@ -17,7 +17,9 @@
 //! own with a zero (or masked) derivative, so formulas can be differentiated
 //! again.
 
-use crate::ir::{BinOp, CallForm, Expr, FloatConst, Func, Operand, Origin, Stmt, Ty, UnOp, VarInfo};
+use crate::ir::{
+    BinOp, CallForm, Expr, FloatConst, Func, Operand, Origin, Stmt, Ty, UnOp, VarInfo,
+};
 
 /// Which call forms select a row.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -173,7 +175,7 @@ pub static RULES: &[Rule] = &[
     rule!(builtin div(x, y) => ["1.0 / y", "-out / y"] on [ALL, POS]),
     rule!(builtin neg(x) => ["-1.0"] on [ALL]),
     // Methods of f32 and f64.
-    rule!(method powi(x, n: int) => ["float(n) * powi(x, n - 1)", int] on [ALL, (-3.0, 4.0)]),
+    rule!(method powi(x, n: int) => ["float(n) * powi(x, n - 1)", int] on [(0.5, 2.5), (-3.0, 4.0)]),
     rule!(method powf(x, y) => [
         "mask_zero(y, y * powf(x, y - 1.0))",
         "powf_exp_mask(x, y, out * ln(x))"
@@ -270,10 +272,7 @@ pub fn for_binop(op: BinOp) -> Option<&'static Rule> {
 }
 
 pub fn for_neg() -> &'static Rule {
-    RULES
-        .iter()
-        .find(|r| r.name == "neg")
-        .unwrap_or(&RULES[0])
+    RULES.iter().find(|r| r.name == "neg").unwrap_or(&RULES[0])
 }
 
 fn by_name(name: &str) -> Option<&'static Rule> {
@@ -325,7 +324,12 @@ impl Formula<'_> {
     }
 
     fn lower(&mut self, e: &syn::Expr, env: &Env) -> Result<Operand, String> {
-        let bad = || format!("internal: unsupported formula syntax in the rule of `{}`", env.rule.name);
+        let bad = || {
+            format!(
+                "internal: unsupported formula syntax in the rule of `{}`",
+                env.rule.name
+            )
+        };
         match e {
             syn::Expr::Paren(p) => self.lower(&p.expr, env),
             syn::Expr::Lit(syn::ExprLit {
@@ -433,7 +437,11 @@ mod tests {
                 assert_eq!(p.is_none(), rule.is_int_param(i), "{}", rule.name);
                 if let Some(src) = p {
                     let parsed: Result<syn::Expr, _> = syn::parse_str(src);
-                    assert!(parsed.is_ok(), "formula of {} does not parse: {src}", rule.name);
+                    assert!(
+                        parsed.is_ok(),
+                        "formula of {} does not parse: {src}",
+                        rule.name
+                    );
                 }
             }
         }

@@ -12,9 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::ir::{
-    BinOp, Block, Expr, FloatConst, Func, Operand, Stmt, Ty, UnOp, Var,
-};
+use crate::ir::{BinOp, Block, Expr, FloatConst, Func, Operand, Stmt, Ty, UnOp, Var};
 
 /// Simplifies `func` in place.
 pub fn simplify(func: &mut Func) {
@@ -80,7 +78,10 @@ fn constant(value: f64, a: &Operand, b: Option<&Operand>) -> Option<Operand> {
 fn fold_expr(expr: &mut Expr) {
     let folded = match &*expr {
         Expr::Binary(op, a, b) => fold_binary(*op, a, b),
-        Expr::Unary(UnOp::Neg, a) => a.as_float().and_then(|v| constant(-v, a, None)).map(Expr::Use),
+        Expr::Unary(UnOp::Neg, a) => a
+            .as_float()
+            .and_then(|v| constant(-v, a, None))
+            .map(Expr::Use),
         Expr::Cast { operand, ty } => match (operand.as_int(), crate::lower::classify(ty)) {
             (Some(i), t @ (Ty::F32 | Ty::F64)) => Some(Expr::Use(Operand::Float(FloatConst {
                 value: i as f64,
@@ -88,11 +89,13 @@ fn fold_expr(expr: &mut Expr) {
             }))),
             _ => None,
         },
-        Expr::Prim { rule, args, .. } if rule.name == "powi" => match args.get(1).and_then(Operand::as_int) {
-            Some(1) => Some(Expr::Use(args[0].clone())),
-            Some(0) => Some(Expr::Use(Operand::float(1.0))),
-            _ => None,
-        },
+        Expr::Prim { rule, args, .. } if rule.name == "powi" => {
+            match args.get(1).and_then(Operand::as_int) {
+                Some(1) => Some(Expr::Use(args[0].clone())),
+                Some(0) => Some(Expr::Use(Operand::float(1.0))),
+                _ => None,
+            }
+        }
         _ => None,
     };
     if let Some(f) = folded {
@@ -191,7 +194,9 @@ fn collect_copies(
             var,
             expr: Expr::Unary(UnOp::Neg, Operand::Var(inner)),
         } => {
-            let inner = resolve(map, *inner).and_then(|o| o.as_var()).unwrap_or(*inner);
+            let inner = resolve(map, *inner)
+                .and_then(|o| o.as_var())
+                .unwrap_or(*inner);
             if let Some(original) = negations.get(&inner).cloned() {
                 if !original.as_var().is_some_and(|v| mutable.contains(&v)) {
                     map.insert(*var, original);

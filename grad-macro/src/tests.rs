@@ -1,8 +1,17 @@
-//! Unit tests of the pipeline on token streams: expansion text, IR, and the
-//! rule table through the IR interpreter.
+//! Unit tests of the pipeline: the rule table through the IR interpreter,
+//! lowering, the reverse transform, the simplifier, and expansion snapshots.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::quote;
+
+use crate::args::Args;
+use crate::ctxt::Ctxt;
+use crate::interp::{self, Num, Val};
+use crate::ir::{
+    BinOp, Block, CallForm, Expr, Func, Operand, Origin, Param, Stmt, Ty, UnOp, VarInfo,
+};
+use crate::rules::{Forms, Rule, RULES};
+use crate::{lower, reverse, simplify};
 
 /// Expands and pretty-prints, as `cargo expand` would show it.
 pub fn expand(attr: TokenStream, item: TokenStream) -> String {
@@ -13,38 +22,533 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> String {
     }
 }
 
+/// Lowers a function (no errors expected) and returns the primal IR.
+fn lower_fn(attr: TokenStream, item: TokenStream) -> Func {
+    let item: syn::ItemFn = syn::parse2(item).expect("test input is a fn");
+    let args: Args = syn::parse2(attr).expect("test attribute parses");
+    let cx = Ctxt::new();
+    let lowered = lower::lower(&item, &args, &cx);
+    if let Err(e) = cx.check() {
+        panic!("unexpected errors: {e}");
+    }
+    lowered.expect("lowered").0
+}
+
+fn backward(func: &Func) -> Func {
+    let mut b = reverse::reverse(func).expect("reverse");
+    simplify::simplify(&mut b);
+    b
+}
+
+fn errors_of(attr: TokenStream, item: TokenStream) -> Vec<String> {
+    let item: syn::ItemFn = syn::parse2(item).expect("test input is a fn");
+    let cx = Ctxt::new();
+    match syn::parse2::<Args>(attr) {
+        Ok(args) => {
+            lower::lower(&item, &args, &cx);
+        }
+        Err(e) => cx.syn_error(e),
+    }
+    match cx.check() {
+        Ok(()) => vec![],
+        Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+// ------------------------------------------------------------ rule table
+
+/// A function of the IR that applies `rule` to its parameters.
+fn rule_func(rule: &'static Rule, ty: Ty) -> Func {
+    let mut func = Func {
+        vars: vec![],
+        params: vec![],
+        body: Block::default(),
+    };
+    let mut args = vec![];
+    for (i, name) in rule.params.iter().enumerate() {
+        let int = rule.is_int_param(i);
+        let var = func.new_var(VarInfo {
+            name: name.to_string(),
+            ty: if int { Ty::Int } else { ty },
+            origin: Origin::Param,
+            active: !int,
+            span: Span::call_site(),
+        });
+        func.params.push(Param {
+            var,
+            ident: proc_macro2::Ident::new(name, Span::call_site()),
+            ty: if int {
+                syn::parse_quote!(i32)
+            } else {
+                syn::parse_quote!(f64)
+            },
+            wrt: !int,
+        });
+        args.push(Operand::Var(var));
+    }
+    let expr = match (rule.name, rule.forms) {
+        ("add", _) => Expr::Binary(BinOp::Add, args[0].clone(), args[1].clone()),
+        ("sub", _) => Expr::Binary(BinOp::Sub, args[0].clone(), args[1].clone()),
+        ("mul", _) => Expr::Binary(BinOp::Mul, args[0].clone(), args[1].clone()),
+        ("div", _) => Expr::Binary(BinOp::Div, args[0].clone(), args[1].clone()),
+        ("neg", _) => Expr::Unary(UnOp::Neg, args[0].clone()),
+        (_, Forms::Method) => Expr::Prim {
+            rule,
+            form: CallForm::Method,
+            args,
+        },
+        (_, Forms::Runtime | Forms::MethodAndRuntime) => Expr::Prim {
+            rule,
+            form: CallForm::Runtime,
+            args,
+        },
+        (_, Forms::Helper) => Expr::Prim {
+            rule,
+            form: CallForm::Helper,
+            args,
+        },
+    };
+    let out = func.new_var(VarInfo {
+        name: "out".into(),
+        ty,
+        origin: Origin::Local,
+        active: true,
+        span: Span::call_site(),
+    });
+    func.body = Block {
+        stmts: vec![Stmt::Let { var: out, expr }],
+        yields: vec![Operand::Var(out)],
+    };
+    func
+}
+
+/// Deterministic points inside a row's domain, away from the kinks of the
+/// piecewise rows (a coordinate at 0, two coordinates equal), where a finite
+/// difference straddles the kink.
+fn sample(rule: &Rule, n: usize) -> Vec<Vec<f64>> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64 ^ rule.name.len() as u64;
+    let near_kink = |p: &[f64]| {
+        p.iter()
+            .enumerate()
+            .any(|(i, a)| a.abs() < 0.05 || p[i + 1..].iter().any(|b| (a - b).abs() < 0.05))
+    };
+    let mut points = vec![];
+    while points.len() < n {
+        let point = draw(rule, &mut state);
+        if !near_kink(&point) {
+            points.push(point);
+        }
+    }
+    points
+}
+
+fn draw(rule: &Rule, state: &mut u64) -> Vec<f64> {
+    let mut next = || {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (*state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    rule.domain
+        .iter()
+        .enumerate()
+        .map(|(i, (lo, hi))| {
+            let x = lo + (hi - lo) * next();
+            if rule.is_int_param(i) {
+                x.round()
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+fn check_rule<T: Num>(rule: &'static Rule, ty: Ty) {
+    let func = rule_func(rule, ty);
+    let back = backward(&func);
+    for point in sample(rule, 6) {
+        let args: Vec<Val<T>> = point
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                if rule.is_int_param(i) {
+                    Val::I(x as i64)
+                } else {
+                    Val::F(T::from_f64(x))
+                }
+            })
+            .collect();
+        let (value, grad) = interp::run(&back, &args);
+        let (primal, _) = interp::run(&func, &args);
+        assert_eq!(
+            value.to_f64().to_bits(),
+            primal.to_f64().to_bits(),
+            "{}: value",
+            rule.name
+        );
+
+        let floats: Vec<usize> = (0..point.len())
+            .filter(|&i| !rule.is_int_param(i))
+            .collect();
+        let x: Vec<T> = floats.iter().map(|&i| T::from_f64(point[i])).collect();
+        let analytic: Vec<T> = floats.iter().map(|&i| grad[i]).collect();
+        let f = |xs: &[T]| {
+            let mut full = args.clone();
+            for (k, &i) in floats.iter().enumerate() {
+                full[i] = Val::F(xs[k]);
+            }
+            interp::run(&func, &full).0
+        };
+        let tolerance = grad_core::check::Tolerance::for_type::<T>();
+        if let Err(e) = grad_core::check::check_gradient(f, &x, &analytic, tolerance) {
+            panic!("rule `{}` at {point:?}: {e}", rule.name);
+        }
+    }
+}
+
+/// Every row of the table, f64: the reverse pass's gradient (rule formula,
+/// transform and simplifier together) equals central finite differences.
 #[test]
-fn show_neuron() {
-    let s = expand(
-        quote!(wrt(w, b)),
+fn every_rule_matches_finite_differences_f64() {
+    for rule in RULES {
+        check_rule::<f64>(rule, Ty::F64);
+    }
+}
+
+/// The same in f32, where the formulas' constants take the f32 width.
+#[test]
+fn every_rule_matches_finite_differences_f32() {
+    for rule in RULES {
+        check_rule::<f32>(rule, Ty::F32);
+    }
+}
+
+// -------------------------------------------------------------- lowering
+
+#[test]
+fn lowering_renames_reassignments_and_shadowing() {
+    let f = lower_fn(
+        quote!(),
         quote! {
-            fn loss(w: f64, b: f64, x: f64, y: f64) -> f64 {
-                let z = w * x + b;
-                let p = sigmoid(z);
-                bce(p, y)
+            fn f(x: f64) -> f64 {
+                let mut a = x * 2.0;
+                a += x;
+                let a = a * a;
+                a
             }
         },
     );
-    println!("{s}");
+    assert_eq!(
+        f.to_string(),
+        "fn(%0*) {\n  %1 = %0 * 2.0\n  %2 = %1 + %0\n  %3 = %2 * %2\n  yield %3\n}\n"
+    );
 }
 
 #[test]
-fn show_branches() {
-    let s = expand(
+fn lowering_turns_branch_assignments_into_outs() {
+    let f = lower_fn(
         quote!(),
         quote! {
-            fn f(x: f64, mut y: f64) -> f64 {
-                if x < 1.0 {
-                    y += x.sin();
-                    let q = x * x;
-                    y *= q;
-                } else {
-                    if y > 2.0 { return y.sqrt(); }
-                    y = x.ln();
-                }
-                y * 2.0
+            fn f(x: f64) -> f64 {
+                let mut y = x;
+                if x > 0.0 { y = x.sin(); }
+                y
             }
         },
     );
-    println!("{s}");
+    let text = f.to_string();
+    assert!(text.contains("(%4) = if %2 {"), "{text}");
+    assert!(text.contains("yield %3"), "{text}");
+    assert!(text.contains("yield %1"), "{text}");
+}
+
+#[test]
+fn lowering_moves_the_rest_of_the_function_into_returning_branches() {
+    let f = lower_fn(
+        quote!(),
+        quote! {
+            fn f(x: f64) -> f64 {
+                if x < 0.0 { return -x; }
+                x * 3.0
+            }
+        },
+    );
+    let text = f.to_string();
+    // Both paths end in their own value; the `if` yields the result.
+    assert!(text.contains("-%0"), "{text}");
+    assert!(text.contains("%0 * 3.0"), "{text}");
+    let f_body = &f.body;
+    assert!(
+        matches!(f_body.stmts.last(), Some(Stmt::If { outs, .. }) if f_body.yields[0].as_var() == Some(outs[0])),
+        "{text}"
+    );
+}
+
+#[test]
+fn short_circuit_evaluates_the_right_side_only_when_needed() {
+    let f = lower_fn(
+        quote!(),
+        quote! {
+            fn f(x: f64) -> f64 {
+                if x > 0.0 && x.ln() > 1.0 { x } else { 0.0 }
+            }
+        },
+    );
+    let text = f.to_string();
+    let ln = text.find("ln(").expect("ln lowered");
+    let first_if = text.find("if").expect("an if");
+    assert!(first_if < ln, "ln must be inside the && branch:\n{text}");
+}
+
+#[test]
+fn errors_are_all_reported_together() {
+    let errors = errors_of(
+        quote!(wrt(x, q)),
+        quote! {
+            fn f(x: f64) -> f64 {
+                let a = match 1 { _ => x };
+                let b = |t: f64| t;
+                x.to_degrees() + a
+            }
+        },
+    );
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert!(errors[0].contains("`wrt` names `q`"));
+    assert!(errors.iter().any(|e| e.contains("`match`")));
+    assert!(errors.iter().any(|e| e.contains("closures")));
+    assert!(errors.iter().any(|e| e.contains("to_degrees")));
+}
+
+// ------------------------------------------------------- reverse + simplify
+
+fn run_backward(attr: TokenStream, item: TokenStream, args: &[f64]) -> (f64, Vec<f64>) {
+    let f = lower_fn(attr, item);
+    let b = backward(&f);
+    let vals: Vec<Val<f64>> = args.iter().map(|&x| Val::F(x)).collect();
+    interp::run(&b, &vals)
+}
+
+#[test]
+fn the_notebook_values() {
+    let (v, g) = run_backward(
+        quote!(),
+        quote!(
+            fn f(x: f64) -> f64 {
+                x.powi(2)
+            }
+        ),
+        &[3.0],
+    );
+    assert_eq!((v, g[0]), (9.0, 6.0));
+    let (v, g) = run_backward(
+        quote!(),
+        quote!(
+            fn f(x: f64) -> f64 {
+                (x * x).sin()
+            }
+        ),
+        &[3.0],
+    );
+    assert_eq!(format!("{v:.4} {:.4}", g[0]), "0.4121 -5.4668");
+}
+
+#[test]
+fn only_the_taken_branch_is_differentiated() {
+    let item = quote! {
+        fn f(x: f64) -> f64 { if x < 1.0 { x } else { x.sqrt() } }
+    };
+    let (_, g) = run_backward(quote!(), item.clone(), &[0.0]);
+    assert_eq!(g[0], 1.0);
+    let (_, g) = run_backward(quote!(), item, &[4.0]);
+    assert_eq!(g[0], 0.25);
+    let (_, g) = run_backward(
+        quote!(),
+        quote!(
+            fn f(x: f64) -> f64 {
+                if x > 0.0 {
+                    x.ln()
+                } else {
+                    x * 2.0
+                }
+            }
+        ),
+        &[-1.0],
+    );
+    assert_eq!(g[0], 2.0);
+}
+
+#[test]
+fn branches_and_early_returns_match_finite_differences() {
+    let item = quote! {
+        fn f(x: f64, mut y: f64) -> f64 {
+            if x < 1.0 {
+                y += x.sin();
+                let q = x * x;
+                y *= q;
+            } else {
+                if y > 2.0 { return y.sqrt() * x; }
+                y = x.ln() * y;
+            }
+            y * 2.0
+        }
+    };
+    let f = lower_fn(quote!(), item);
+    let b = backward(&f);
+    for point in [[0.3, 0.7], [2.0, 3.0], [2.0, 1.5], [-1.0, 5.0]] {
+        let args: Vec<Val<f64>> = point.iter().map(|&x| Val::F(x)).collect();
+        let (_, grad) = interp::run(&b, &args);
+        let primal = |xs: &[f64]| interp::run(&f, &[Val::F(xs[0]), Val::F(xs[1])]).0;
+        grad_core::check::assert_gradient(primal, &point, &grad);
+    }
+}
+
+#[test]
+fn simplifier_folds_identities_and_single_contributions() {
+    let f = lower_fn(
+        quote!(),
+        quote!(
+            fn f(x: f64) -> f64 {
+                x * 1.0 + 0.0
+            }
+        ),
+    );
+    let b = backward(&f);
+    // No adjoint arithmetic remains: d/dx is the constant 1.
+    assert_eq!(
+        b.to_string(),
+        "fn(%0*) {\n  grad[0] += 1.0\n  yield %0\n}\n"
+    );
+}
+
+#[test]
+fn unused_values_and_zero_adjoints_disappear() {
+    let f = lower_fn(
+        quote!(wrt(x)),
+        quote!(
+            fn f(x: f64, y: f64) -> f64 {
+                let unused = y.exp();
+                let c = y * 2.0;
+                x * c
+            }
+        ),
+    );
+    let text = backward(&f).to_string();
+    assert!(!text.contains("exp"), "{text}");
+    assert!(!text.contains("mut"), "{text}");
+}
+
+// ------------------------------------------------------------ expansion
+
+#[test]
+fn expansion_of_a_body_with_errors_keeps_the_function_and_stubs() {
+    let out = expand(
+        quote!(),
+        quote!(
+            fn f(x: f64) -> f64 {
+                match 1 {
+                    _ => x,
+                }
+            }
+        ),
+    );
+    assert!(out.contains("compile_error!"), "{out}");
+    assert!(out.contains("fn f(x: f64) -> f64"), "{out}");
+    assert!(out.contains("fn f_grad(_: f64) -> (f64, FGrad)"), "{out}");
+    assert!(
+        out.contains("fn f_backward(_: f64, _: &mut FGrad) -> f64"),
+        "{out}"
+    );
+}
+
+#[test]
+fn generated_names_avoid_every_user_identifier() {
+    let out = expand(
+        quote!(),
+        quote! {
+            fn f(grad: f64, __d_x: f64, __t1: f64) -> f64 {
+                let value = grad * __d_x;
+                value * __t1.sin()
+            }
+        },
+    );
+    assert!(out.contains("grad_2: &mut FGrad"), "{out}");
+    assert!(out.contains("let mut grad_2 = "), "{out}");
+    assert!(!out.contains("let __t1"), "{out}");
+}
+
+#[test]
+fn no_input_makes_the_expander_panic() {
+    let inputs = [
+        quote!(),
+        quote!(
+            struct S;
+        ),
+        quote!(
+            fn f() {}
+        ),
+        quote!(
+            fn f(x: f64) -> f64 {
+                return;
+            }
+        ),
+        quote!(
+            fn f(x: f64) -> f64 {
+                x.powi()
+            }
+        ),
+        quote!(
+            fn f(x: f64) -> f64 {
+                chain!()
+            }
+        ),
+        quote!(
+            fn f(x: f64) -> f64 {
+                chain!(x -> )
+            }
+        ),
+        quote!(
+            fn f(x: f64) -> f64 {
+                let y;
+                y
+            }
+        ),
+        quote!(
+            fn f(x: f64) -> f64 {
+                if x > 0.0 {
+                    return x;
+                }
+            }
+        ),
+        quote!(
+            fn f(x: f64) -> f64 {
+                1e400 * x
+            }
+        ),
+        quote!(
+            fn f(x: f64) -> f64 {
+                {
+                    return x;
+                }
+            }
+        ),
+    ];
+    for input in inputs {
+        let _ = crate::expand::differentiate(quote!(), input);
+    }
+    for attr in [
+        quote!(wrt),
+        quote!(wrt(x,)),
+        quote!(crate),
+        quote!(crate = ),
+        quote!(,,),
+    ] {
+        let _ = crate::expand::differentiate(
+            attr,
+            quote!(
+                fn f(x: f64) -> f64 {
+                    x
+                }
+            ),
+        );
+    }
 }
