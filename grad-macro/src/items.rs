@@ -80,6 +80,7 @@ impl Companions<'_> {
             .map(|&i| proc_macro2::Literal::usize_unsuffixed(i));
         quote! {
             #[doc = #doc]
+            #[allow(dead_code)]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq, ::core::default::Default)]
             #vis struct #name {
                 #( #[doc = #field_docs] pub #fields: #types, )*
@@ -88,6 +89,7 @@ impl Companions<'_> {
             impl #name {
                 /// Sets every component to zero (PyTorch's `grad.zero_()`).
                 #[inline]
+                #[allow(dead_code)]
                 pub fn zero(&mut self) {
                     *self = <Self as ::core::default::Default>::default();
                 }
@@ -149,6 +151,8 @@ impl Companions<'_> {
             (
                 quote!(#(#idents: #types),*),
                 quote! {
+                    // Calling a companion counts as using the function itself.
+                    let _ = #fn_name;
                     let mut #grad = <#strukt as ::core::default::Default>::default();
                     let #value = #backward(#(#idents,)* &mut #grad);
                     (#value, #grad)
@@ -158,7 +162,7 @@ impl Companions<'_> {
         quote! {
             #[doc = #doc]
             #[inline]
-            #[allow(clippy::too_many_arguments)]
+            #[allow(dead_code, clippy::too_many_arguments)]
             #vis fn #name(#params) -> (#ret, #strukt) {
                 #body
             }
@@ -195,7 +199,7 @@ impl Companions<'_> {
         quote! {
             #[doc = #doc]
             #[inline]
-            #[allow(clippy::too_many_arguments, unused_variables)]
+            #[allow(dead_code, clippy::too_many_arguments, unused_variables)]
             #vis fn #name(#params) -> #ret {
                 #body
             }
