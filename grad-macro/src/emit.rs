@@ -518,13 +518,30 @@ fn plan_block<'a>(
             *direct.entry(v).or_default() += 1;
         }
     }
+    // Where a single use lands decides whether a named value may disappear
+    // into it: a block's tail (`let y = …; y`, which clippy flags) or a
+    // gradient field (`grad.w += __d_z * x`) reads better without the name.
+    let mut named_ok: HashSet<Var> = block.yields.iter().filter_map(Operand::as_var).collect();
+    if block.yields.len() != 1 {
+        named_ok.clear();
+    }
+    for stmt in &block.stmts {
+        if let Stmt::AccumGrad { value, .. } = stmt {
+            named_ok.extend(value.as_var());
+        }
+    }
     for stmt in &block.stmts {
         match stmt {
             Stmt::Let { var, expr } => {
                 let once = live.get(var) == Some(&1) && direct.get(var) == Some(&1);
-                let temp = func.info(*var).origin == Origin::Temp;
+                let origin = &func.info(*var).origin;
+                let foldable = match origin {
+                    Origin::Temp => true,
+                    Origin::Local | Origin::Adjoint(_) => named_ok.contains(var),
+                    _ => false,
+                };
                 let reads_mutable = expr.vars().iter().any(|v| mutable.contains(v));
-                if once && temp && !reads_mutable {
+                if once && foldable && !reads_mutable {
                     inline.insert(*var, expr);
                 }
             }

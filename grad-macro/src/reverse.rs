@@ -318,18 +318,35 @@ impl Reverse<'_> {
         d: &Operand,
         ty: Ty,
     ) -> Result<(), String> {
+        // An argument that occurs twice (`x * x`) gets one contribution, the
+        // sum of its partials.
+        let mut per_arg: Vec<(Var, Operand)> = vec![];
         for (index, arg) in args.iter().enumerate() {
-            if !self.func.is_active(arg) {
+            let Some(var) = arg.as_var().filter(|_| self.func.is_active(arg)) else {
                 continue;
-            }
+            };
             let mut formula = Formula {
                 func: self.func,
                 stmts: rev,
                 ty,
             };
-            if let Some(partial) = formula.partial(rule, index, args, out)? {
-                self.contribute(rev, arg, Expr::Binary(BinOp::Mul, d.clone(), partial));
+            let Some(partial) = formula.partial(rule, index, args, out)? else {
+                continue;
+            };
+            match per_arg.iter_mut().find(|(v, _)| *v == var) {
+                Some((_, sum)) => {
+                    let previous = sum.clone();
+                    *sum = self.temp(rev, Expr::Binary(BinOp::Add, previous, partial), ty);
+                }
+                None => per_arg.push((var, partial)),
             }
+        }
+        for (var, partial) in per_arg {
+            self.contribute(
+                rev,
+                &Operand::Var(var),
+                Expr::Binary(BinOp::Mul, d.clone(), partial),
+            );
         }
         Ok(())
     }

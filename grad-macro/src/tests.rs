@@ -552,3 +552,61 @@ fn no_input_makes_the_expander_panic() {
         );
     }
 }
+
+/// The expansion snapshots under `tests/expand/`: each `NAME.rs` holds
+/// `#[differentiate]` functions and `NAME.expanded.rs` their expansion, as
+/// `cargo expand` prints it. `GRAD_BLESS=1 cargo test -p grad-macro` rewrites
+/// the expected files. `tests/expansion_numbers.rs` runs every snapshot's
+/// numbers.
+#[test]
+fn expansion_snapshots() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/expand");
+    let bless = std::env::var_os("GRAD_BLESS").is_some();
+    let mut inputs: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/expand exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "rs")
+                && !p.to_string_lossy().ends_with(".expanded.rs")
+        })
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 3, "snapshots missing in {}", dir.display());
+    let mut failures = vec![];
+    for input in inputs {
+        let source = std::fs::read_to_string(&input).expect("readable snapshot input");
+        let file = syn::parse_file(&source).expect("snapshot input parses");
+        let mut out = TokenStream::new();
+        for item in file.items {
+            let syn::Item::Fn(mut f) = item else { continue };
+            let Some(pos) = f
+                .attrs
+                .iter()
+                .position(|a| a.path().is_ident("differentiate"))
+            else {
+                continue;
+            };
+            let attr = f.attrs.remove(pos);
+            let args = match attr.meta {
+                syn::Meta::List(list) => list.tokens,
+                _ => TokenStream::new(),
+            };
+            out.extend(crate::expand::differentiate(args, quote!(#f)));
+        }
+        let file: syn::File = syn::parse2(out).expect("expansion parses");
+        let actual = prettyplease::unparse(&file);
+        let expected_path = input.with_extension("expanded.rs");
+        if bless {
+            std::fs::write(&expected_path, &actual).expect("writable snapshot");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if expected != actual {
+            failures.push(format!(
+                "{} differs from its expansion (GRAD_BLESS=1 to accept):\n{actual}",
+                expected_path.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
