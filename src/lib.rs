@@ -67,8 +67,8 @@ pub mod __private {
     /// function's parameter number `I`. Lets a `#[differentiate]` function
     /// call through another without knowing the callee's parameter names.
     #[diagnostic::on_unimplemented(
-        message = "argument {I} of this call is differentiated, but the called function's `#[differentiate]` does not differentiate that parameter",
-        label = "the gradient of this call has no component for argument {I}",
+        message = "this argument is differentiated, but the called function's `#[differentiate]` does not differentiate its parameter (number {I}, counting from 0)",
+        label = "the called function's gradient has no component for this argument",
         note = "add the parameter to the called function's `wrt(...)`, or omit `wrt` there to differentiate every float parameter"
     )]
     pub trait ArgGrad<const I: usize> {

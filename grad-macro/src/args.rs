@@ -32,6 +32,12 @@ impl Parse for Args {
             };
             match key.to_string().as_str() {
                 "wrt" => {
+                    if !input.peek(syn::token::Paren) {
+                        return Err(syn::Error::new(
+                            key.span(),
+                            "expected `wrt(x, y)`: list the parameters to differentiate in parentheses",
+                        ));
+                    }
                     let content;
                     syn::parenthesized!(content in input);
                     let names: Punctuated<Ident, Token![,]> =

@@ -10,6 +10,8 @@ use quote::ToTokens;
 #[derive(Default)]
 pub struct Ctxt {
     errors: RefCell<Vec<syn::Error>>,
+    /// A mistake rustc reports better itself on the unchanged function.
+    deferred: std::cell::Cell<bool>,
 }
 
 impl Ctxt {
@@ -29,8 +31,16 @@ impl Ctxt {
         self.errors.borrow_mut().push(error);
     }
 
+    /// Gives up on the function without an error of our own: used where
+    /// rustc reports the same mistake, on the function emitted unchanged,
+    /// with a better message (a missing `else`, a wrong argument count), so
+    /// that the user does not read it twice.
+    pub fn defer_to_rustc(&self) {
+        self.deferred.set(true);
+    }
+
     pub fn has_errors(&self) -> bool {
-        !self.errors.borrow().is_empty()
+        self.deferred.get() || !self.errors.borrow().is_empty()
     }
 
     /// All errors recorded so far, combined into one, or `Ok` if there are none.

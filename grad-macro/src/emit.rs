@@ -79,6 +79,23 @@ fn collect_idents(tokens: TokenStream, out: &mut HashSet<String>) {
     }
 }
 
+/// The same tokens, every one spanned at `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let TokenTree::Group(g) = &tt {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tt = TokenTree::Group(group);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
 pub fn ident(name: &str, span: Span) -> Ident {
     match name.strip_prefix("r#") {
         Some(raw) => Ident::new_raw(raw, span),
@@ -375,7 +392,7 @@ impl<'a> Emitter<'a> {
                 let o = self.operand_at(operand, P_CAST);
                 (quote!(#o as #ty), P_CAST)
             }
-            Expr::Call { func, args } | Expr::DiffCall { func, args } => {
+            Expr::Call { func, args } | Expr::DiffCall { func, args, .. } => {
                 let args = self.args(args);
                 (quote!(#func(#args)), P_POSTFIX)
             }
@@ -384,13 +401,16 @@ impl<'a> Emitter<'a> {
                 let args = self.args(args);
                 (quote!(#func(#args)), P_POSTFIX)
             }
-            Expr::ArgGrad { grad, index } => {
+            Expr::ArgGrad { grad, index, span } => {
                 let g = self.name(*grad);
                 let index = proc_macro2::Literal::usize_unsuffixed(*index);
-                (
+                // Spanned on the argument: if the callee does not differentiate
+                // it, rustc's error (ArgGrad's on_unimplemented) points there.
+                let tokens = respan(
                     quote!(#krate::__private::ArgGrad::<#index>::arg_grad(&#g)),
-                    P_POSTFIX,
-                )
+                    *span,
+                );
+                (tokens, P_POSTFIX)
             }
             Expr::Method {
                 receiver,

@@ -14,6 +14,23 @@ pub fn emit(item: &syn::ItemFn, companions: &Companions, cx: Ctxt) -> TokenStrea
         Ok(()) => TokenStream::new(),
         Err(e) => e.to_compile_error(),
     };
+    // A method (`&self`) or a generic function: the items below could not be
+    // written in its place (an impl block, or with its type parameters), so
+    // the error alone stands.
+    let generic = item
+        .sig
+        .generics
+        .params
+        .iter()
+        .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
+    let method = item
+        .sig
+        .inputs
+        .iter()
+        .any(|a| matches!(a, syn::FnArg::Receiver(_)));
+    if generic || method {
+        return quote!(#errors #item);
+    }
     let grad_struct = companions.grad_struct();
     let grad_fn = companions.grad_fn(true);
     let backward_fn = companions.backward_fn(&Ident::new("grad", Span::call_site()), None);

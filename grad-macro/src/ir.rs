@@ -246,16 +246,19 @@ pub enum Expr {
     DiffCall {
         func: syn::Path,
         args: Vec<Operand>,
+        spans: Vec<Span>,
     },
     /// `func_grad(args)`: the value and the gradient struct of the callee.
     GradCall {
         func: syn::Path,
         args: Vec<Operand>,
     },
-    /// The callee gradient's component for argument `index`.
+    /// The callee gradient's component for argument `index`; `span` is the
+    /// argument's, where rustc reports a callee that does not differentiate it.
     ArgGrad {
         grad: Var,
         index: usize,
+        span: Span,
     },
     /// A method with no rule, called on values none of which is active
     /// (`n.min(m)` on integers, `name.len()`).
@@ -527,9 +530,9 @@ impl fmt::Display for Expr {
             Expr::Prim { rule, args, .. } => write!(f, "{}({})", rule.name, list(args)),
             Expr::Cast { operand, ty } => write!(f, "{operand} as {}", tokens(ty)),
             Expr::Call { func, args } => write!(f, "{}({})", tokens(func), list(args)),
-            Expr::DiffCall { func, args } => write!(f, "diff {}({})", tokens(func), list(args)),
+            Expr::DiffCall { func, args, .. } => write!(f, "diff {}({})", tokens(func), list(args)),
             Expr::GradCall { func, args } => write!(f, "grad {}({})", tokens(func), list(args)),
-            Expr::ArgGrad { grad, index } => write!(f, "{grad}.arg{index}"),
+            Expr::ArgGrad { grad, index, .. } => write!(f, "{grad}.arg{index}"),
             Expr::Method {
                 receiver,
                 method,

@@ -72,8 +72,15 @@ pub fn classify(ty: &syn::Type) -> Ty {
 pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signature)> {
     let sig = &item.sig;
     check_signature(sig, cx);
+    // A generic function gets one error, not one per use of its type parameter.
+    let generic = sig
+        .generics
+        .params
+        .iter()
+        .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
     let ret = match &sig.output {
         syn::ReturnType::Type(_, ty) if classify(ty).is_float() => classify(ty),
+        _ if generic => return None,
         syn::ReturnType::Type(_, ty) => {
             cx.error_spanned_by(
                 ty,
@@ -82,11 +89,13 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
             Ty::F64
         }
         syn::ReturnType::Default => {
+            let close = sig.paren_token.span.close();
             cx.error_spanned_by(
-                sig,
+                quote::quote_spanned!(close=> ()),
                 "#[differentiate] functions must return `f64` or `f32`; add `-> f64` and return the value to differentiate",
             );
-            Ty::F64
+            // The body has nothing to return, so its paths are not checked.
+            return None;
         }
     };
 
@@ -101,7 +110,10 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
         default_float: ret,
         krate: args.krate.clone(),
     };
-    lowerer.lower_params(sig, args);
+    if !lowerer.lower_params(sig, args) {
+        // A method: the companions could not stand beside it anyway.
+        return None;
+    }
 
     let frames = vec![Frame::of_block(&item.block, Tail::Value, false)];
     let mut body = Block::default();
@@ -213,11 +225,16 @@ struct Lowerer<'a> {
 }
 
 impl<'s> Lowerer<'_> {
-    fn lower_params(&mut self, sig: &syn::Signature, args: &Args) {
+    /// Returns `false` for a method (a `self` parameter).
+    fn lower_params(&mut self, sig: &syn::Signature, args: &Args) -> bool {
         let mut float_params = vec![];
+        let mut bad_param = false;
+        let mut method = false;
         for input in &sig.inputs {
             let pat_type = match input {
                 syn::FnArg::Receiver(r) => {
+                    method = true;
+                    bad_param = true;
                     self.cx.error_spanned_by(
                         r,
                         "#[differentiate] does not support methods; write a free function taking the fields it needs as parameters",
@@ -229,6 +246,7 @@ impl<'s> Lowerer<'_> {
             let ident = match &*pat_type.pat {
                 syn::Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
                 other => {
+                    bad_param = true;
                     self.cx.error_spanned_by(
                         other,
                         "#[differentiate] parameters must be plain names (`x: f64`, `mut x: f64`); destructure inside the body",
@@ -261,7 +279,9 @@ impl<'s> Lowerer<'_> {
                 for &i in &float_params {
                     self.func.params[i].wrt = true;
                 }
-                if float_params.is_empty() && !sig.inputs.is_empty() {
+                if bad_param {
+                    // That parameter's own error says what to change.
+                } else if float_params.is_empty() && !sig.inputs.is_empty() {
                     self.cx.error_spanned_by(
                         &sig.inputs,
                         "#[differentiate] found no `f64` or `f32` parameter to differentiate; give the function a float parameter",
@@ -299,6 +319,7 @@ impl<'s> Lowerer<'_> {
                 self.func.info_mut(var).active = true;
             }
         }
+        !method
     }
 
     // ---------------------------------------------------------------- paths
@@ -531,6 +552,12 @@ impl<'s> Lowerer<'_> {
                 local,
                 "declare the variable with its value (`let x = ...;`); a `let` without a value is not supported",
             );
+            // Bind the name anyway, so that later assignments to it do not
+            // report errors of their own.
+            let var = self.bind(block, ident, Operand::float(0.0), declared);
+            if let Some(scope) = self.scopes.last_mut() {
+                scope.insert(ident.to_string(), var);
+            }
             return;
         };
         if let Some((else_token, _)) = &init.diverge {
@@ -684,10 +711,9 @@ impl<'s> Lowerer<'_> {
                     value = Some(Operand::Var(out));
                 }
                 _ => {
-                    self.cx.error_spanned_by(
-                        ei.if_token,
-                        "this `if` is used as a value, so every branch needs one: add an `else` branch that ends with a value",
-                    );
+                    // rustc says "`if` may be missing an `else` clause" on the
+                    // function, which is emitted unchanged.
+                    self.cx.defer_to_rustc();
                     value = Some(Operand::float(0.0));
                 }
             }
@@ -733,7 +759,9 @@ impl<'s> Lowerer<'_> {
         if mac.path.segments.last().is_some_and(|s| s.ident == "chain") {
             match chain::desugar(mac.tokens.clone()) {
                 Ok(e) => return self.lower_expr(block, &e),
-                Err(e) => self.cx.syn_error(e),
+                // The function is emitted unchanged, so the `chain!` macro
+                // itself reports this, spanned on its own input.
+                Err(_) => self.cx.defer_to_rustc(),
             }
         } else {
             self.cx.error_spanned_by(
@@ -768,10 +796,13 @@ impl<'s> Lowerer<'_> {
         if active && rules::for_binop(op).is_none() && !op.is_comparison() {
             self.cx.error_spanned_by(
                 quote::quote_spanned!(span=> _),
-                format!(
-                    "`{}` has no derivative rule; it cannot be applied to a differentiated value",
-                    op.symbol()
-                ),
+                match op {
+                    BinOp::Rem => "`%` has no derivative rule; for floats write the remainder as `x - (x / y).trunc() * y`, which differentiates".to_string(),
+                    _ => format!(
+                        "`{}` has no derivative rule; it cannot be applied to a differentiated value",
+                        op.symbol()
+                    ),
+                },
             );
         }
         let ty = if op.is_comparison() {
@@ -864,7 +895,8 @@ impl<'s> Lowerer<'_> {
                 )
             }
             other => {
-                self.cx.error_spanned_by(other, unsupported_message(other));
+                self.cx
+                    .error_spanned_by(keyword_of(other), unsupported_message(other));
                 Operand::float(0.0)
             }
         }
@@ -1053,7 +1085,7 @@ impl<'s> Lowerer<'_> {
                     _ if any_active => {
                         self.cx.error_spanned_by(
                             path,
-                            format!("no derivative rule for `{}`; use the supported float methods (sin, exp, ln, powi, …) or the runtime functions", path.to_token_stream()),
+                            format!("no derivative rule for `{}`; use the supported float methods (sin, exp, ln, powi, …) or the runtime functions", path_text(path)),
                         );
                         return Operand::float(0.0);
                     }
@@ -1067,14 +1099,8 @@ impl<'s> Lowerer<'_> {
                 if rule.params.len() == args.len() {
                     return self.prim(block, rule, CallForm::Runtime, args, span);
                 }
-                self.cx.error_spanned_by(
-                    c,
-                    format!(
-                        "`{name}` takes {} argument(s): {}",
-                        rule.params.len(),
-                        rule.params.join(", ")
-                    ),
-                );
+                // rustc reports the argument count on the unchanged function.
+                self.cx.defer_to_rustc();
                 return Operand::float(0.0);
             }
         }
@@ -1086,11 +1112,13 @@ impl<'s> Lowerer<'_> {
             } else {
                 self.default_float
             };
+            let spans = c.args.iter().map(|a| a.span()).collect();
             self.emit(
                 block,
                 Expr::DiffCall {
                     func: path.clone(),
                     args,
+                    spans,
                 },
                 ty,
                 true,
@@ -1109,6 +1137,17 @@ impl<'s> Lowerer<'_> {
             )
         }
     }
+}
+
+/// `a::b::c` as the user wrote it, without token spacing.
+fn path_text(path: &syn::Path) -> String {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let lead = if path.leading_colon.is_some() {
+        "::"
+    } else {
+        ""
+    };
+    format!("{lead}{}", segments.join("::"))
 }
 
 fn defines_last(block: &Block, v: Var) -> bool {
@@ -1133,6 +1172,20 @@ fn compound_op(op: &syn::BinOp) -> Option<BinOp> {
         syn::BinOp::ShrAssign(_) => BinOp::Shr,
         _ => return None,
     })
+}
+
+/// The tokens an error about `e` points at: the keyword of a multi-line
+/// construct, the whole expression otherwise.
+fn keyword_of(e: &syn::Expr) -> proc_macro2::TokenStream {
+    match e {
+        syn::Expr::Match(m) => m.match_token.to_token_stream(),
+        syn::Expr::ForLoop(f) => f.for_token.to_token_stream(),
+        syn::Expr::While(w) => w.while_token.to_token_stream(),
+        syn::Expr::Loop(l) => l.loop_token.to_token_stream(),
+        syn::Expr::Unsafe(u) => u.unsafe_token.to_token_stream(),
+        syn::Expr::Async(a) => a.async_token.to_token_stream(),
+        other => other.to_token_stream(),
+    }
 }
 
 /// What to say about a construct the macro cannot differentiate.

@@ -220,7 +220,7 @@ impl Reverse<'_> {
     fn assignment(&mut self, var: Var, expr: &Expr, rev: &mut Vec<Stmt>) -> Result<Stmt, String> {
         let info = self.func.info(var).clone();
         let forward = match expr {
-            Expr::DiffCall { func, args } => {
+            Expr::DiffCall { func, args, spans } => {
                 let grad = self.func.new_var(VarInfo {
                     name: format!("{}_grad", info.name),
                     ty: Ty::Other,
@@ -233,7 +233,8 @@ impl Reverse<'_> {
                         if !self.func.is_active(arg) {
                             continue;
                         }
-                        let partial = self.temp(rev, Expr::ArgGrad { grad, index }, info.ty);
+                        let span = spans.get(index).copied().unwrap_or(info.span);
+                        let partial = self.temp(rev, Expr::ArgGrad { grad, index, span }, info.ty);
                         self.contribute(
                             rev,
                             arg,

@@ -1,0 +1,8 @@
+use grad::prelude::*;
+
+#[differentiate]
+struct S;
+
+fn main() {
+    let _ = S;
+}

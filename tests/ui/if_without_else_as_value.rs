@@ -1,0 +1,13 @@
+use grad::prelude::*;
+
+#[differentiate]
+fn f(x: f64) -> f64 {
+    let y = if x > 0.0 {
+        x * 2.0
+    };
+    y
+}
+
+fn main() {
+    let _ = f_grad(1.0);
+}

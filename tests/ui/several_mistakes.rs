@@ -1,0 +1,18 @@
+use grad::prelude::*;
+
+#[differentiate]
+fn f(x: f64, y: f64) -> f64 {
+    let a = match x > y {
+        true => x,
+        false => y,
+    };
+    let double = |v: f64| 2.0 * v;
+    let b = double(x);
+    let c = x.to_degrees();
+    let d = y % 3.0;
+    a + b + c + d
+}
+
+fn main() {
+    let _ = f_grad(1.0, 2.0);
+}

@@ -1,0 +1,10 @@
+use grad::prelude::*;
+
+#[differentiate(reverse)]
+fn f(x: f64) -> f64 {
+    x * x
+}
+
+fn main() {
+    let _ = f_grad(1.0);
+}
