@@ -47,14 +47,14 @@ impl Namer {
 
     /// `base1`, `base2`, … : numbered temporaries.
     fn numbered(&mut self, base: &str) -> String {
-        (1..)
-            .map(|n| format!("{base}{n}"))
-            .find(|c| !self.reserved.contains(c) && !self.taken.contains(c))
-            .map(|c| {
-                self.taken.insert(c.clone());
-                c
-            })
-            .unwrap_or_default()
+        let mut n = 1;
+        loop {
+            let candidate = format!("{base}{n}");
+            if !self.reserved.contains(&candidate) && self.taken.insert(candidate.clone()) {
+                return candidate;
+            }
+            n += 1;
+        }
     }
 
     /// The user's own name for a user variable, unless an earlier variable

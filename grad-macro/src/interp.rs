@@ -71,7 +71,7 @@ pub fn run<T: Num>(func: &Func, args: &[Val<T>]) -> (T, Vec<T>) {
         env.insert(p.var, *a);
     }
     let mut grad = vec![T::ZERO; func.params.len()];
-    let out = block(func, &func.body, &mut env, &mut grad);
+    let out = block(&func.body, &mut env, &mut grad);
     (out[0].f(), grad)
 }
 
@@ -157,12 +157,7 @@ fn expr<T: Num>(e: &Expr, env: &HashMap<Var, Val<T>>) -> Val<T> {
     }
 }
 
-fn block<T: Num>(
-    func: &Func,
-    b: &Block,
-    env: &mut HashMap<Var, Val<T>>,
-    grad: &mut [T],
-) -> Vec<Val<T>> {
+fn block<T: Num>(b: &Block, env: &mut HashMap<Var, Val<T>>, grad: &mut [T]) -> Vec<Val<T>> {
     for s in &b.stmts {
         match s {
             Stmt::Let { var, expr: e } | Stmt::DeclMut { var, expr: e } => {
@@ -186,7 +181,7 @@ fn block<T: Num>(
                 } else {
                     else_block
                 };
-                let values = block(func, taken, env, grad);
+                let values = block(taken, env, grad);
                 for (o, v) in outs.iter().zip(values) {
                     env.insert(*o, v);
                 }
