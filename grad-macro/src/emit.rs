@@ -20,6 +20,8 @@ use crate::ir::{
 pub struct Namer {
     reserved: HashSet<String>,
     taken: HashSet<String>,
+    /// Names even parameters must not have in generated code.
+    forbidden: HashSet<String>,
 }
 
 impl Namer {
@@ -30,6 +32,15 @@ impl Namer {
         Namer {
             reserved,
             taken: HashSet::new(),
+            forbidden: HashSet::new(),
+        }
+    }
+
+    /// Names that must not be bound at all, not even by a parameter.
+    pub fn forbid(&mut self, names: impl IntoIterator<Item = String>) {
+        for name in names {
+            self.reserved.insert(name.clone());
+            self.forbidden.insert(name);
         }
     }
 
@@ -241,6 +252,7 @@ impl<'a> Emitter<'a> {
         for info in &func.vars {
             let span = info.span;
             let name = match &info.origin {
+                Origin::Param if namer.forbidden.contains(&info.name) => namer.fresh(&info.name),
                 Origin::Param => {
                     namer.taken.insert(info.name.clone());
                     info.name.clone()
@@ -364,7 +376,12 @@ impl<'a> Emitter<'a> {
                 let symbol: TokenStream = op.symbol().parse().unwrap_or_default();
                 (quote!(#l #symbol #r), prec)
             }
-            Expr::Prim { rule, form, args } => {
+            Expr::Prim {
+                rule,
+                form,
+                args,
+                path,
+            } => {
                 let name = Ident::new(rule.name, Span::call_site());
                 match form {
                     CallForm::Method => {
@@ -376,8 +393,29 @@ impl<'a> Emitter<'a> {
                         (quote!(#receiver.#name(#rest)), P_POSTFIX)
                     }
                     CallForm::Runtime => {
-                        let args = self.args(args);
-                        (quote!(#krate::#name(#args)), P_POSTFIX)
+                        let call_args = self.args(args);
+                        match path {
+                            // The user's path with the float type spelled out:
+                            // grad's functions are generic, so a function of
+                            // the user's with the same name is a compile error
+                            // here rather than silently replaced by grad's.
+                            Some(path)
+                                if path.segments.last().is_some_and(|s| !s.arguments.is_none()) =>
+                            {
+                                (quote!(#path(#call_args)), P_POSTFIX)
+                            }
+                            Some(path) => {
+                                let width =
+                                    match Ty::join(args.iter().map(|a| self.func.operand_ty(a))) {
+                                        Ty::F32 => quote!(f32),
+                                        Ty::F64 => quote!(f64),
+                                        _ if self.default_float == Ty::F32 => quote!(f32),
+                                        _ => quote!(f64),
+                                    };
+                                (quote!(#path::<#width>(#call_args)), P_POSTFIX)
+                            }
+                            None => (quote!(#krate::#name(#call_args)), P_POSTFIX),
+                        }
                     }
                     CallForm::Helper => {
                         let args = self.args(args);
@@ -550,10 +588,16 @@ fn plan_block<'a>(
             named_ok.extend(value.as_var());
         }
     }
-    for stmt in &block.stmts {
+    for (i, stmt) in block.stmts.iter().enumerate() {
         match stmt {
             Stmt::Let { var, expr } => {
                 let once = live.get(var) == Some(&1) && direct.get(var) == Some(&1);
+                // An accumulator read by the very next statement cannot change
+                // in between.
+                let read_next = block
+                    .stmts
+                    .get(i + 1)
+                    .is_some_and(|next| next.reads().contains(var));
                 let origin = &func.info(*var).origin;
                 let foldable = match origin {
                     Origin::Temp => true,
@@ -561,7 +605,7 @@ fn plan_block<'a>(
                     _ => false,
                 };
                 let reads_mutable = expr.vars().iter().any(|v| mutable.contains(v));
-                if once && foldable && !reads_mutable {
+                if once && foldable && (!reads_mutable || read_next) {
                     inline.insert(*var, expr);
                 }
             }

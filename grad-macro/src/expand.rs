@@ -73,14 +73,22 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     simplify::simplify(&mut backward);
 
     let mut namer = Namer::new(item_fn.to_token_stream());
+    // A parameter named like a callee's companion (`h_grad` beside a call of
+    // `h`) would hide it; the body then gives the parameter another name.
+    namer.forbid(callee_companions(&primal));
     let grad_param = proc_macro2::Ident::new(&namer.fresh("grad"), proc_macro2::Span::call_site());
     let mut emitter = Emitter::new(&backward, &krate, &mut namer, sig.ret);
     emitter.grad_param = Some(grad_param.clone());
     let body = emitter.block(&backward.body);
+    let param_names = backward
+        .params
+        .iter()
+        .map(|p| emitter.names[p.var.0 as usize].clone())
+        .collect();
 
     let grad_struct = companions.grad_struct();
     let grad_fn = companions.grad_fn(false);
-    let backward_fn = companions.backward_fn(&grad_param, Some(body));
+    let backward_fn = companions.backward_fn(&grad_param, Some((param_names, body)));
     quote! {
         #item_fn
         #grad_struct
@@ -105,4 +113,25 @@ pub fn params_of(item: &syn::ItemFn) -> Vec<(proc_macro2::Ident, syn::Type)> {
             syn::FnArg::Receiver(_) => None,
         })
         .collect()
+}
+
+/// `g_grad` for every call `g(..)` of another `#[differentiate]` function
+/// written as a single name.
+fn callee_companions(func: &crate::ir::Func) -> Vec<String> {
+    let mut names = vec![];
+    crate::ir::walk_stmts(&func.body, &mut |s| {
+        if let crate::ir::Stmt::Let {
+            expr: crate::ir::Expr::DiffCall { func, .. },
+            ..
+        } = s
+        {
+            if let Some(ident) = func.get_ident() {
+                names.push(format!(
+                    "{}_grad",
+                    ident.to_string().trim_start_matches("r#")
+                ));
+            }
+        }
+    });
+    names
 }

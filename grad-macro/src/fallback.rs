@@ -17,12 +17,7 @@ pub fn emit(item: &syn::ItemFn, companions: &Companions, cx: Ctxt) -> TokenStrea
     // A method (`&self`) or a generic function: the items below could not be
     // written in its place (an impl block, or with its type parameters), so
     // the error alone stands.
-    let generic = item
-        .sig
-        .generics
-        .params
-        .iter()
-        .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
+    let generic = crate::lower::is_generic(&item.sig);
     let method = item
         .sig
         .inputs

@@ -229,6 +229,11 @@ pub enum Expr {
         rule: &'static Rule,
         form: CallForm,
         args: Vec<Operand>,
+        /// The path the user wrote for a runtime function (`sigmoid`,
+        /// `grad::sigmoid`), emitted again so that the call resolves to
+        /// whatever the user's function resolves to; `None` for calls the
+        /// passes create.
+        path: Option<syn::Path>,
     },
     /// `operand as ty`.
     Cast {

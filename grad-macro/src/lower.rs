@@ -73,11 +73,7 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
     let sig = &item.sig;
     check_signature(sig, cx);
     // A generic function gets one error, not one per use of its type parameter.
-    let generic = sig
-        .generics
-        .params
-        .iter()
-        .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
+    let generic = is_generic(sig);
     let ret = match &sig.output {
         syn::ReturnType::Type(_, ty) if classify(ty).is_float() => classify(ty),
         _ if generic => return None,
@@ -123,7 +119,43 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
     Some((lowerer.func, Signature { ret }))
 }
 
+/// Whether the function is generic: type or const parameters, or an
+/// `impl Trait` parameter. Lifetimes are fine.
+pub fn is_generic(sig: &syn::Signature) -> bool {
+    sig.generics
+        .params
+        .iter()
+        .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
+        || sig.inputs.iter().any(|a| match a {
+            syn::FnArg::Typed(t) => impl_trait_in(&t.ty).is_some(),
+            syn::FnArg::Receiver(_) => false,
+        })
+}
+
+/// The first `impl Trait` inside a type, if any.
+fn impl_trait_in(ty: &syn::Type) -> Option<&syn::TypeImplTrait> {
+    struct Find<'a>(Option<&'a syn::TypeImplTrait>);
+    impl<'a> Visit<'a> for Find<'a> {
+        fn visit_type_impl_trait(&mut self, i: &'a syn::TypeImplTrait) {
+            self.0.get_or_insert(i);
+        }
+    }
+    let mut find = Find(None);
+    find.visit_type(ty);
+    find.0
+}
+
 fn check_signature(sig: &syn::Signature, cx: &Ctxt) {
+    for input in &sig.inputs {
+        if let syn::FnArg::Typed(t) = input {
+            if let Some(i) = impl_trait_in(&t.ty) {
+                cx.error_spanned_by(
+                    i,
+                    "#[differentiate] does not support `impl Trait` parameters (they make the function generic); use a concrete type",
+                );
+            }
+        }
+    }
     if let Some(t) = &sig.asyncness {
         cx.error_spanned_by(t, "#[differentiate] does not support `async fn`; differentiate a plain `fn` and call it from async code");
     }
@@ -974,6 +1006,7 @@ impl<'s> Lowerer<'_> {
 
     fn prim(
         &mut self,
+        path: Option<syn::Path>,
         block: &mut Block,
         rule: &'static rules::Rule,
         form: CallForm,
@@ -994,7 +1027,18 @@ impl<'s> Lowerer<'_> {
         } else {
             ty
         };
-        self.emit(block, Expr::Prim { rule, form, args }, ty, active, span)
+        self.emit(
+            block,
+            Expr::Prim {
+                rule,
+                form,
+                args,
+                path,
+            },
+            ty,
+            active,
+            span,
+        )
     }
 
     fn lower_method_call(&mut self, block: &mut Block, mc: &syn::ExprMethodCall) -> Operand {
@@ -1007,7 +1051,7 @@ impl<'s> Lowerer<'_> {
         let any_active = args.iter().any(|a| self.func.is_active(a));
         if let Some(rule) = rules::lookup(&name, CallForm::Method) {
             if rule.params.len() == args.len() && mc.turbofish.is_none() {
-                return self.prim(block, rule, CallForm::Method, args, mc.method.span());
+                return self.prim(None, block, rule, CallForm::Method, args, mc.method.span());
             }
         }
         if any_active {
@@ -1076,7 +1120,7 @@ impl<'s> Lowerer<'_> {
                 let name = path.segments[1].ident.to_string();
                 match rules::lookup(&name, CallForm::Method) {
                     Some(rule) if rule.params.len() == args.len() => {
-                        let out = self.prim(block, rule, CallForm::Method, args, span);
+                        let out = self.prim(None, block, rule, CallForm::Method, args, span);
                         if let Operand::Var(v) = out {
                             self.func.info_mut(v).ty = ty;
                         }
@@ -1097,7 +1141,14 @@ impl<'s> Lowerer<'_> {
         if let Some(name) = self.is_runtime_path(path) {
             if let Some(rule) = rules::lookup(&name, CallForm::Runtime) {
                 if rule.params.len() == args.len() {
-                    return self.prim(block, rule, CallForm::Runtime, args, span);
+                    return self.prim(
+                        Some(path.clone()),
+                        block,
+                        rule,
+                        CallForm::Runtime,
+                        args,
+                        span,
+                    );
                 }
                 // rustc reports the argument count on the unchanged function.
                 self.cx.defer_to_rustc();

@@ -229,18 +229,21 @@ impl Reverse<'_> {
                     span: info.span,
                 });
                 if let Some(&adjoint) = self.adjoints.get(&var) {
+                    let mut contrib = vec![];
                     for (index, arg) in args.iter().enumerate() {
                         if !self.func.is_active(arg) {
                             continue;
                         }
                         let span = spans.get(index).copied().unwrap_or(info.span);
-                        let partial = self.temp(rev, Expr::ArgGrad { grad, index, span }, info.ty);
+                        let partial =
+                            self.temp(&mut contrib, Expr::ArgGrad { grad, index, span }, info.ty);
                         self.contribute(
-                            rev,
+                            &mut contrib,
                             arg,
                             Expr::Binary(BinOp::Mul, Operand::Var(adjoint), partial),
                         );
                     }
+                    self.guarded(rev, adjoint, contrib);
                 }
                 return Ok(Stmt::LetTuple {
                     vars: vec![var, grad],
@@ -263,6 +266,13 @@ impl Reverse<'_> {
         }
         let d = Operand::Var(adjoint);
         let out = Operand::Var(var);
+        let mut contrib = vec![];
+        let needs_guard = matches!(
+            expr,
+            Expr::Prim { .. } | Expr::Binary(BinOp::Mul | BinOp::Div, ..)
+        );
+        let rev_all = rev;
+        let rev = &mut contrib;
         match expr {
             Expr::Use(a) => self.contribute(rev, a, Expr::Use(d)),
             Expr::Unary(UnOp::Neg, a) => self.partials(
@@ -295,7 +305,45 @@ impl Reverse<'_> {
             }
             _ => {}
         }
+        if needs_guard {
+            self.guarded(rev_all, adjoint, contrib);
+        } else {
+            rev_all.extend(contrib);
+        }
         Ok(forward)
+    }
+
+    /// Appends `contrib`, the contributions of a statement whose adjoint is
+    /// `adjoint`, to `rev`. When that adjoint is only added to on some paths
+    /// (a value computed before an `if` and used in one branch), they run
+    /// only where it is non-zero: on the other paths the value is not part
+    /// of the result, and a zero adjoint times an infinite partial (`sqrt`
+    /// at 0, `ln` of a negative number) must not turn into NaN.
+    fn guarded(&mut self, rev: &mut Vec<Stmt>, adjoint: Var, contrib: Vec<Stmt>) {
+        if contrib.is_empty() || contributes_on_every_path(rev, adjoint) {
+            rev.extend(contrib);
+            return;
+        }
+        let cond = self.func.new_var(VarInfo {
+            name: "t".into(),
+            ty: Ty::Bool,
+            origin: Origin::Temp,
+            active: false,
+            span: proc_macro2::Span::call_site(),
+        });
+        rev.push(Stmt::Let {
+            var: cond,
+            expr: Expr::Binary(BinOp::Ne, Operand::Var(adjoint), Operand::float(0.0)),
+        });
+        rev.push(Stmt::If {
+            cond: Operand::Var(cond),
+            then_block: Block {
+                stmts: contrib,
+                yields: vec![],
+            },
+            else_block: Block::default(),
+            outs: vec![],
+        });
     }
 
     fn temp(&mut self, rev: &mut Vec<Stmt>, expr: Expr, ty: Ty) -> Operand {
@@ -351,6 +399,22 @@ impl Reverse<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether `stmts` add to `adjoint` whichever branches run.
+fn contributes_on_every_path(stmts: &[Stmt], adjoint: Var) -> bool {
+    stmts.iter().any(|s| match s {
+        Stmt::Accum { var, .. } => *var == adjoint,
+        Stmt::If {
+            then_block,
+            else_block,
+            ..
+        } => {
+            contributes_on_every_path(&then_block.stmts, adjoint)
+                && contributes_on_every_path(&else_block.stmts, adjoint)
+        }
+        _ => false,
+    })
 }
 
 /// A value of the variable's type that the branch not taken yields for it.

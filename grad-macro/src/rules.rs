@@ -401,7 +401,15 @@ impl Formula<'_> {
                     Forms::Runtime | Forms::MethodAndRuntime => CallForm::Runtime,
                     Forms::Helper => CallForm::Helper,
                 };
-                Ok(self.emit(Expr::Prim { rule, form, args }, self.ty))
+                Ok(self.emit(
+                    Expr::Prim {
+                        rule,
+                        form,
+                        args,
+                        path: None,
+                    },
+                    self.ty,
+                ))
             }
             _ => Err(bad()),
         }

@@ -96,16 +96,19 @@ fn rule_func(rule: &'static Rule, ty: Ty) -> Func {
             rule,
             form: CallForm::Method,
             args,
+            path: None,
         },
         (_, Forms::Runtime | Forms::MethodAndRuntime) => Expr::Prim {
             rule,
             form: CallForm::Runtime,
             args,
+            path: None,
         },
         (_, Forms::Helper) => Expr::Prim {
             rule,
             form: CallForm::Helper,
             args,
+            path: None,
         },
     };
     let out = func.new_var(VarInfo {

@@ -74,7 +74,7 @@ Repeated calls accumulate, like PyTorch's `.grad` over repeated `backward()`; re
 #[inline]
 #[allow(dead_code, clippy::too_many_arguments, unused_variables)]
 pub fn bce_loss_backward(y_pred: f64, target: f64, grad: &mut BceLossGrad) -> f64 {
-    let prediction = ::grad::clamp(y_pred, 1e-7, 0.9999999);
+    let prediction = clamp::<f64>(y_pred, 1e-7, 0.9999999);
     let __t2 = prediction.ln();
     let __t4 = 1.0 - target;
     let __t5 = 1.0 - prediction;
@@ -87,9 +87,9 @@ pub fn bce_loss_backward(y_pred: f64, target: f64, grad: &mut BceLossGrad) -> f6
     __d_target += -__t2;
     let __d_t2 = -target;
     __d_prediction += __d_t2 * (1.0 / prediction);
-    let __d_y_pred = __d_prediction
-        * ::grad::__private::derivatives::clamp_grad(y_pred, 1e-7, 0.9999999);
-    grad.y_pred += __d_y_pred;
+    grad.y_pred
+        += __d_prediction
+            * ::grad::__private::derivatives::clamp_grad(y_pred, 1e-7, 0.9999999);
     grad.target += __d_target;
     -(target * __t2 + __t4 * __t6)
 }
@@ -174,7 +174,7 @@ pub fn neuron_backward(
     target: f64,
     grad: &mut NeuronGrad,
 ) -> f64 {
-    let y_pred = ::grad::sigmoid(w * x + b);
+    let y_pred = sigmoid::<f64>(w * x + b);
     let (__t3, __t_grad) = bce_loss_grad(y_pred, target);
     let __d_t2 = ::grad::__private::ArgGrad::<0>::arg_grad(&__t_grad)
         * (y_pred * (1.0 - y_pred));

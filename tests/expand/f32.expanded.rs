@@ -80,5 +80,5 @@ pub fn softplus_norm_backward(a: f32, b: f32, grad: &mut SoftplusNormGrad) -> f3
     __d_a += __t6 * ::grad::__private::derivatives::mask_zero(r, a / r);
     grad.a += __d_a;
     grad.b += __t6 * ::grad::__private::derivatives::mask_zero(r, b / r);
-    ::grad::softplus(r) + __t3
+    softplus::<f32>(r) + __t3
 }

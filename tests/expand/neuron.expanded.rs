@@ -75,11 +75,11 @@ Repeated calls accumulate, like PyTorch's `.grad` over repeated `backward()`; re
 #[allow(dead_code, clippy::too_many_arguments, unused_variables)]
 pub fn loss_backward(w: f64, b: f64, x: f64, y: f64, grad: &mut LossGrad) -> f64 {
     let z = w * x + b;
-    let p = ::grad::sigmoid(z);
+    let p = sigmoid::<f64>(z);
     let __t4 = ::grad::__private::derivatives::bce_clamp(p);
     let __d_z = ::grad::__private::derivatives::bce_clamp_grad(p) * (__t4 - y)
         / (__t4 * (1.0 - __t4)) * (p * (1.0 - p));
     grad.w += __d_z * x;
     grad.b += __d_z;
-    ::grad::bce(p, y)
+    bce::<f64>(p, y)
 }
