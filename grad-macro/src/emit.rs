@@ -11,7 +11,8 @@ use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
 
 use crate::ir::{
-    BinOp, Block, CallForm, Expr, FloatConst, Func, Operand, Origin, Stmt, Ty, UnOp, Var,
+    ArrayInit, BinOp, Block, CallForm, Expr, FloatConst, Func, Loop, LoopKind, Operand, Origin,
+    RangeSpec, Stmt, Target, Ty, UnOp, Var,
 };
 
 // ------------------------------------------------------------------ names
@@ -239,6 +240,8 @@ pub struct Emitter<'a> {
     pub grad_param: Option<Ident>,
     /// The float type of unsuffixed literals that must carry a suffix.
     pub default_float: Ty,
+    /// Arrays written after their `let` (declared `mut`).
+    mutated: HashSet<Var>,
 }
 
 impl<'a> Emitter<'a> {
@@ -285,7 +288,28 @@ impl<'a> Emitter<'a> {
             live: HashMap::new(),
             grad_param: None,
             default_float,
+            mutated: HashSet::new(),
         };
+        crate::ir::walk_stmts(&func.body, &mut |s| match s {
+            Stmt::Store { array, .. } => {
+                emitter.mutated.insert(*array);
+            }
+            Stmt::AccumIndex {
+                target: Target::Var(v),
+                ..
+            } => {
+                emitter.mutated.insert(*v);
+            }
+            _ => {}
+        });
+        // A loop's result is its phi variable after the loop: same name.
+        crate::ir::walk_stmts(&func.body, &mut |s| {
+            if let Stmt::Loop(l) = s {
+                for c in &l.carried {
+                    emitter.names[c.out.0 as usize] = emitter.names[c.phi.0 as usize].clone();
+                }
+            }
+        });
         emitter.plan_inlining();
         emitter
     }
@@ -463,7 +487,54 @@ impl<'a> Emitter<'a> {
                 let b = self.operand_at(base, P_POSTFIX);
                 (quote!(#b.#member), P_POSTFIX)
             }
+            Expr::Index { array, index } => {
+                let a = self.name(*array);
+                let index = self.indices(index);
+                (quote!(#a #index), P_POSTFIX)
+            }
+            Expr::Len(array) => {
+                let a = self.name(*array);
+                (quote!(#a.len()), P_POSTFIX)
+            }
+            Expr::Matches { operand, pat } => {
+                let o = self.operand_at(operand, 0);
+                (quote!(::core::matches!(#o, #pat)), P_POSTFIX)
+            }
         }
+    }
+
+    /// `[i][j]…`
+    fn indices(&self, index: &[Operand]) -> TokenStream {
+        let index = index.iter().map(|i| self.operand_at(i, 0));
+        quote!(#([#index])*)
+    }
+
+    fn range(&self, range: &RangeSpec, reversed: bool) -> TokenStream {
+        let start = self.operand_at(&range.start, P_BOR);
+        let end = self.operand_at(&range.end, P_BOR);
+        let mut tokens = if range.inclusive {
+            quote!(#start..=#end)
+        } else {
+            quote!(#start..#end)
+        };
+        let rev = range.rev != reversed;
+        if range.step.is_some() || rev {
+            tokens = quote!((#tokens));
+        }
+        if let Some(step) = &range.step {
+            let step = self.operand_at(step, 0);
+            tokens = quote!(#tokens.step_by(#step));
+        }
+        if rev {
+            tokens = quote!(#tokens.rev());
+        }
+        tokens
+    }
+
+    fn grad_field(&self, param: usize) -> TokenStream {
+        let field = &self.func.params[param].ident;
+        let grad = &self.grad_param;
+        quote!(#grad.#field)
     }
 
     fn is_live(&self, v: Var) -> bool {
@@ -502,10 +573,96 @@ impl<'a> Emitter<'a> {
                 quote!(#name += #value;)
             }
             Stmt::AccumGrad { param, value } => {
-                let field = &self.func.params[*param].ident;
-                let grad = &self.grad_param;
+                let field = self.grad_field(*param);
                 let value = self.operand_at(value, 0);
-                quote!(#grad.#field += #value;)
+                quote!(#field += #value;)
+            }
+            Stmt::Loop(l) => self.loop_stmt(l),
+            Stmt::LetArray { var, init } => {
+                let name = self.name(*var);
+                let mutable = self.mutated.contains(var).then(|| quote!(mut));
+                let value = match init {
+                    ArrayInit::Repeat { fill, lens } => {
+                        let mut value = self.operand_at(fill, 0);
+                        for len in lens.iter().rev() {
+                            value = quote!([#value; #len]);
+                        }
+                        value
+                    }
+                    ArrayInit::List(items) => {
+                        let items = items.iter().map(|i| self.operand_at(i, 0));
+                        quote!([#(#items),*])
+                    }
+                };
+                quote!(let #mutable #name = #value;)
+            }
+            Stmt::Store {
+                array,
+                index,
+                value,
+            } => {
+                let a = self.name(*array);
+                let index = self.indices(index);
+                let value = self.operand_at(value, 0);
+                quote!(#a #index = #value;)
+            }
+            Stmt::AccumIndex {
+                target,
+                index,
+                expr,
+            } => {
+                let target = match target {
+                    Target::Var(v) => self.name(*v).to_token_stream(),
+                    Target::Grad(p) => self.grad_field(*p),
+                };
+                let index = self.indices(index);
+                let value = wrap(self.expr(expr), 0);
+                quote!(#target #index += #value;)
+            }
+            Stmt::Assign { var, expr } => {
+                let name = self.name(*var);
+                let value = wrap(self.expr(expr), 0);
+                quote!(#name = #value;)
+            }
+            Stmt::TapeNew { tape } => {
+                let name = self.name(*tape);
+                quote!(let mut #name = ::std::vec::Vec::new();)
+            }
+            Stmt::Push { tape, values } => {
+                let name = self.name(*tape);
+                let values: Vec<TokenStream> =
+                    values.iter().map(|v| self.operand_at(v, 0)).collect();
+                match values.as_slice() {
+                    [one] => quote!(#name.push(#one);),
+                    many => quote!(#name.push((#(#many),*));),
+                }
+            }
+            Stmt::Pop { tape, vars } => {
+                let name = self.name(*tape);
+                let vars: Vec<TokenStream> = vars
+                    .iter()
+                    .map(|v| {
+                        if self.is_live(*v) {
+                            self.name(*v).to_token_stream()
+                        } else {
+                            quote!(_)
+                        }
+                    })
+                    .collect();
+                let pattern = match vars.as_slice() {
+                    [one] => one.clone(),
+                    many => quote!((#(#many),*)),
+                };
+                // The reverse sweep pops exactly what the forward sweep pushed.
+                quote!(let ::core::option::Option::Some(#pattern) = #name.pop() else { ::core::unreachable!() };)
+            }
+            Stmt::PrepareGrad { param } => {
+                let krate = self.krate;
+                let field = self.grad_field(*param);
+                let p = &self.func.params[*param];
+                let param_name = self.name(p.var);
+                let label = p.ident.to_string();
+                quote!(#krate::__private::prepare_grad(&mut #field, #param_name.len(), #label);)
             }
             Stmt::If {
                 cond,
@@ -538,6 +695,53 @@ impl<'a> Emitter<'a> {
                 }
             }
         }
+    }
+
+    fn loop_stmt(&self, l: &Loop) -> TokenStream {
+        let mut before = vec![];
+        let mut head = vec![];
+        let mut tail = vec![];
+        if let Some(count) = l.count {
+            let name = self.name(count);
+            before.push(quote!(let mut #name = 0usize;));
+            head.push(quote!(#name += 1;));
+        }
+        for (j, c) in l.carried.iter().enumerate() {
+            let phi = self.name(c.phi);
+            let init = self.operand_at(&c.init, 0);
+            let next = l.body.yields.get(1 + j);
+            if next.and_then(Operand::as_var) == Some(c.phi) {
+                before.push(quote!(let #phi = #init;));
+            } else {
+                before.push(quote!(let mut #phi = #init;));
+                if let Some(next) = next {
+                    let next = self.operand_at(next, 0);
+                    tail.push(quote!(#phi = #next;));
+                }
+            }
+        }
+        let keep = l.body.yields.first();
+        if let Some(keep) =
+            keep.filter(|k| !matches!(k, Operand::Lit(syn::Lit::Bool(b)) if b.value))
+        {
+            let keep = self.operand_at(keep, P_UNARY);
+            tail.push(quote!(if !#keep { break; }));
+        }
+        let stmts = l.body.stmts.iter().map(|s| self.stmt(s));
+        let body = quote!(#(#head)* #(#stmts)* #(#tail)*);
+        let header = match &l.kind {
+            LoopKind::For { var, range } => {
+                let var = self.name(*var);
+                let range = self.range(range, false);
+                quote!(for #var in #range)
+            }
+            LoopKind::Loop => quote!(loop),
+            LoopKind::Times(n) => {
+                let n = self.operand_at(n, P_BOR);
+                quote!(for _ in 0..#n)
+            }
+        };
+        quote!(#(#before)* #header { #body })
     }
 
     /// The statements of `block` followed by its yields (as a tuple if several).

@@ -62,11 +62,8 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
 
     let mut backward = match reverse::reverse(&primal) {
         Ok(f) => f,
-        Err(message) => {
-            cx.error_spanned_by(
-                &item_fn.sig.ident,
-                format!("internal error in #[differentiate]: {message}; please report it"),
-            );
+        Err((span, message)) => {
+            cx.syn_error(syn::Error::new(span, message));
             return fallback::emit(&item_fn, &companions, cx);
         }
     };

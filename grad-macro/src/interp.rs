@@ -186,7 +186,7 @@ fn block<T: Num>(b: &Block, env: &mut HashMap<Var, Val<T>>, grad: &mut [T]) -> V
                     env.insert(*o, v);
                 }
             }
-            Stmt::LetTuple { .. } => panic!("interpreter: calls are not interpreted"),
+            other => panic!("interpreter: unsupported statement {other:?}"),
         }
     }
     b.yields

@@ -36,6 +36,8 @@ pub enum Ty {
     Bool,
     /// Anything else: user types, `&str`, constants of unknown type.
     Other,
+    /// A slice or an array (of any rank); its shape is in [`VarInfo::shape`].
+    Array,
 }
 
 impl Ty {
@@ -93,6 +95,44 @@ pub struct VarInfo {
     /// Whether the value depends on a differentiated parameter.
     pub active: bool,
     pub span: Span,
+    /// For [`Ty::Array`]: the element type and the dimensions.
+    pub shape: Option<Shape>,
+}
+
+impl VarInfo {
+    /// A scalar variable.
+    pub fn scalar(
+        name: impl Into<String>,
+        ty: Ty,
+        origin: Origin,
+        active: bool,
+        span: Span,
+    ) -> Self {
+        VarInfo {
+            name: name.into(),
+            ty,
+            origin,
+            active,
+            span,
+            shape: None,
+        }
+    }
+}
+
+/// The shape of a slice or array variable.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    /// The scalar element type (`F64`, `F32`, `Int`, …).
+    pub elem: Ty,
+    /// The lengths, outermost first, as written (`[[f64; 4]; 16]` gives
+    /// `16, 4`); `None` for a slice's runtime length.
+    pub lens: Vec<Option<syn::Expr>>,
+}
+
+impl Shape {
+    pub fn rank(&self) -> usize {
+        self.lens.len()
+    }
 }
 
 /// A float constant, kept with the suffix the user wrote, if any.
@@ -277,6 +317,18 @@ pub enum Expr {
         base: Operand,
         member: syn::Member,
     },
+    /// `array[i]`, `array[i][j]`: an element (all indices given).
+    Index {
+        array: Var,
+        index: Vec<Operand>,
+    },
+    /// `array.len()` (the outermost length).
+    Len(Var),
+    /// `matches!(operand, pattern)`: a `match` arm's test.
+    Matches {
+        operand: Operand,
+        pat: syn::Pat,
+    },
 }
 
 impl Expr {
@@ -293,6 +345,9 @@ impl Expr {
             Expr::ArgGrad { .. } => vec![],
             Expr::Method { receiver, args, .. } => std::iter::once(receiver).chain(args).collect(),
             Expr::Field { base, .. } => vec![base],
+            Expr::Index { index, .. } => index.iter().collect(),
+            Expr::Len(_) => vec![],
+            Expr::Matches { operand, .. } => vec![operand],
         }
     }
 
@@ -310,6 +365,9 @@ impl Expr {
                 std::iter::once(receiver).chain(args.iter_mut()).collect()
             }
             Expr::Field { base, .. } => vec![base],
+            Expr::Index { index, .. } => index.iter_mut().collect(),
+            Expr::Len(_) => vec![],
+            Expr::Matches { operand, .. } => vec![operand],
         }
     }
 
@@ -320,8 +378,10 @@ impl Expr {
             .into_iter()
             .filter_map(Operand::as_var)
             .collect();
-        if let Expr::ArgGrad { grad, .. } = self {
-            vars.push(*grad);
+        match self {
+            Expr::ArgGrad { grad, .. } => vars.push(*grad),
+            Expr::Index { array, .. } | Expr::Len(array) => vars.push(*array),
+            _ => {}
         }
         vars
     }
@@ -333,10 +393,13 @@ impl Expr {
                 *operand = f(*v);
             }
         }
-        if let Expr::ArgGrad { grad, .. } = self {
-            if let Operand::Var(v) = f(*grad) {
-                *grad = v;
+        match self {
+            Expr::ArgGrad { grad: v, .. } | Expr::Index { array: v, .. } | Expr::Len(v) => {
+                if let Operand::Var(new) = f(*v) {
+                    *v = new;
+                }
             }
+            _ => {}
         }
     }
 
@@ -370,6 +433,139 @@ pub enum Stmt {
         else_block: Block,
         outs: Vec<Var>,
     },
+    /// A loop with its loop-carried variables.
+    Loop(Box<Loop>),
+    /// `let [mut] var = [fill; n]` or `[a, b, …]`: a local array, which is
+    /// storage (written by [`Stmt::Store`]), not a single-assignment value.
+    LetArray { var: Var, init: ArrayInit },
+    /// `array[index…] = value;`
+    Store {
+        array: Var,
+        index: Vec<Operand>,
+        value: Operand,
+    },
+    /// `target[index…] += expr;`: into an adjoint array or a gradient field.
+    AccumIndex {
+        target: Target,
+        index: Vec<Operand>,
+        expr: Expr,
+    },
+    /// `var = expr;`: hands an adjoint from one loop iteration to the previous one.
+    Assign { var: Var, expr: Expr },
+    /// `let mut tape = Vec::new();`
+    TapeNew { tape: Var },
+    /// `tape.push((values…));`
+    Push { tape: Var, values: Vec<Operand> },
+    /// `let (vars…) = tape.pop()…;`
+    Pop { tape: Var, vars: Vec<Var> },
+    /// Sizes an empty slice gradient `grad.<param>` to the parameter's length
+    /// (and checks a non-empty one) before anything is added into it.
+    PrepareGrad { param: usize },
+}
+
+/// Where an [`Stmt::AccumIndex`] adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// An adjoint array of the function.
+    Var(Var),
+    /// The gradient field of a slice or array parameter (its index).
+    Grad(usize),
+}
+
+/// The initial contents of a local array.
+#[derive(Clone, Debug)]
+pub enum ArrayInit {
+    /// `[fill; lens[0]]`, `[[fill; lens[1]]; lens[0]]`, …
+    Repeat { fill: Operand, lens: Vec<syn::Expr> },
+    /// `[a, b, c]`
+    List(Vec<Operand>),
+}
+
+/// A loop. The body yields `keep_going` (false when it `break`s) and then
+/// the next value of every carried variable.
+#[derive(Clone, Debug)]
+pub struct Loop {
+    pub kind: LoopKind,
+    pub carried: Vec<Carried>,
+    pub body: Block,
+    /// The number of iterations run, counted when the reverse pass needs it.
+    pub count: Option<Var>,
+}
+
+#[derive(Clone, Debug)]
+pub enum LoopKind {
+    /// `for var in range`.
+    For { var: Var, range: RangeSpec },
+    /// `loop { … }`; `while` lowers to it with the test in the body.
+    Loop,
+    /// `for _ in 0..times`: how the reverse pass replays a counted loop.
+    Times(Operand),
+}
+
+/// `start..end`, `start..=end`, optionally `.step_by(step)`, optionally `.rev()`.
+#[derive(Clone, Debug)]
+pub struct RangeSpec {
+    pub start: Operand,
+    pub end: Operand,
+    pub inclusive: bool,
+    pub step: Option<Operand>,
+    pub rev: bool,
+}
+
+impl RangeSpec {
+    pub fn operands(&self) -> Vec<&Operand> {
+        let mut ops = vec![&self.start, &self.end];
+        ops.extend(self.step.as_ref());
+        ops
+    }
+
+    pub fn operands_mut(&mut self) -> Vec<&mut Operand> {
+        let mut ops = vec![&mut self.start, &mut self.end];
+        ops.extend(self.step.as_mut());
+        ops
+    }
+}
+
+/// A variable the loop body reassigns: `phi` is its value at the start of
+/// an iteration (`init` before the first), `out` its value after the loop.
+#[derive(Clone, Debug)]
+pub struct Carried {
+    pub init: Operand,
+    pub phi: Var,
+    pub out: Var,
+}
+
+impl Loop {
+    /// Variables defined at the start of the body: the loop variable and the phis.
+    pub fn body_params(&self) -> Vec<Var> {
+        let mut vars = vec![];
+        if let LoopKind::For { var, .. } = &self.kind {
+            vars.push(*var);
+        }
+        vars.extend(self.carried.iter().map(|c| c.phi));
+        vars
+    }
+
+    /// Operands read before the loop starts.
+    pub fn header_operands(&self) -> Vec<&Operand> {
+        let mut ops: Vec<&Operand> = self.carried.iter().map(|c| &c.init).collect();
+        match &self.kind {
+            LoopKind::For { range, .. } => ops.extend(range.operands()),
+            LoopKind::Times(n) => ops.push(n),
+            LoopKind::Loop => {}
+        }
+        ops
+    }
+
+    pub fn header_operands_mut(&mut self) -> Vec<&mut Operand> {
+        let mut ops: Vec<&mut Operand> = self.carried.iter_mut().map(|c| &mut c.init).collect();
+        match &mut self.kind {
+            LoopKind::For { range, .. } => ops.extend(range.operands_mut()),
+            LoopKind::Times(n) => ops.push(n),
+            LoopKind::Loop => {}
+        }
+        ops
+    }
 }
 
 /// A sequence of statements and the operands it yields to its parent
@@ -433,42 +629,153 @@ impl Func {
 pub fn walk_stmts<'a>(block: &'a Block, f: &mut impl FnMut(&'a Stmt)) {
     for stmt in &block.stmts {
         f(stmt);
-        if let Stmt::If {
-            then_block,
-            else_block,
-            ..
-        } = stmt
-        {
-            walk_stmts(then_block, f);
-            walk_stmts(else_block, f);
+        for b in stmt.blocks() {
+            walk_stmts(b, f);
         }
     }
 }
 
 impl Stmt {
+    /// The blocks nested in this statement.
+    pub fn blocks(&self) -> Vec<&Block> {
+        match self {
+            Stmt::If {
+                then_block,
+                else_block,
+                ..
+            } => vec![then_block, else_block],
+            Stmt::Loop(l) => vec![&l.body],
+            _ => vec![],
+        }
+    }
+
+    pub fn blocks_mut(&mut self) -> Vec<&mut Block> {
+        match self {
+            Stmt::If {
+                then_block,
+                else_block,
+                ..
+            } => vec![then_block, else_block],
+            Stmt::Loop(l) => vec![&mut l.body],
+            _ => vec![],
+        }
+    }
+
+    /// The operands this statement reads directly besides its expression's
+    /// (not in nested blocks).
+    pub fn operands_mut(&mut self) -> Vec<&mut Operand> {
+        match self {
+            Stmt::AccumGrad { value, .. } => vec![value],
+            Stmt::If { cond, .. } => vec![cond],
+            Stmt::Loop(l) => l.header_operands_mut(),
+            Stmt::LetArray { init, .. } => match init {
+                ArrayInit::Repeat { fill, .. } => vec![fill],
+                ArrayInit::List(items) => items.iter_mut().collect(),
+            },
+            Stmt::Store { index, value, .. } => {
+                index.iter_mut().chain(std::iter::once(value)).collect()
+            }
+            Stmt::AccumIndex { index, .. } => index.iter_mut().collect(),
+            Stmt::Push { values, .. } => values.iter_mut().collect(),
+            _ => vec![],
+        }
+    }
+
+    /// The expression of this statement, if it has one.
+    pub fn expr(&self) -> Option<&Expr> {
+        match self {
+            Stmt::Let { expr, .. }
+            | Stmt::LetTuple { expr, .. }
+            | Stmt::DeclMut { expr, .. }
+            | Stmt::Accum { expr, .. }
+            | Stmt::AccumIndex { expr, .. }
+            | Stmt::Assign { expr, .. } => Some(expr),
+            _ => None,
+        }
+    }
+
+    pub fn expr_mut(&mut self) -> Option<&mut Expr> {
+        match self {
+            Stmt::Let { expr, .. }
+            | Stmt::LetTuple { expr, .. }
+            | Stmt::DeclMut { expr, .. }
+            | Stmt::Accum { expr, .. }
+            | Stmt::AccumIndex { expr, .. }
+            | Stmt::Assign { expr, .. } => Some(expr),
+            _ => None,
+        }
+    }
+
     /// Variables this statement reads directly (not in nested blocks).
     pub fn reads(&self) -> Vec<Var> {
+        let ops = |ops: Vec<&Operand>| -> Vec<Var> {
+            ops.into_iter().filter_map(Operand::as_var).collect()
+        };
         match self {
-            Stmt::Let { expr, .. } | Stmt::LetTuple { expr, .. } | Stmt::DeclMut { expr, .. } => {
-                expr.vars()
-            }
+            Stmt::Let { expr, .. }
+            | Stmt::LetTuple { expr, .. }
+            | Stmt::DeclMut { expr, .. }
+            | Stmt::Assign { expr, .. } => expr.vars(),
             Stmt::Accum { var, expr } => {
                 let mut vars = expr.vars();
                 vars.push(*var);
                 vars
             }
+            Stmt::AccumIndex {
+                target,
+                index,
+                expr,
+            } => {
+                let mut vars = expr.vars();
+                vars.extend(ops(index.iter().collect()));
+                if let Target::Var(v) = target {
+                    vars.push(*v);
+                }
+                vars
+            }
             Stmt::AccumGrad { value, .. } => value.as_var().into_iter().collect(),
             Stmt::If { cond, .. } => cond.as_var().into_iter().collect(),
+            Stmt::Loop(l) => ops(l.header_operands()),
+            Stmt::LetArray { init, .. } => match init {
+                ArrayInit::Repeat { fill, .. } => ops(vec![fill]),
+                ArrayInit::List(items) => ops(items.iter().collect()),
+            },
+            Stmt::Store {
+                array,
+                index,
+                value,
+            } => {
+                let mut vars = ops(index.iter().chain(std::iter::once(value)).collect());
+                vars.push(*array);
+                vars
+            }
+            Stmt::TapeNew { .. } | Stmt::PrepareGrad { .. } => vec![],
+            Stmt::Push { tape, values } => {
+                let mut vars = ops(values.iter().collect());
+                vars.push(*tape);
+                vars
+            }
+            Stmt::Pop { tape, .. } => vec![*tape],
         }
     }
 
     /// Variables this statement defines directly.
     pub fn defines(&self) -> Vec<Var> {
         match self {
-            Stmt::Let { var, .. } | Stmt::DeclMut { var, .. } => vec![*var],
-            Stmt::LetTuple { vars, .. } => vars.clone(),
+            Stmt::Let { var, .. } | Stmt::DeclMut { var, .. } | Stmt::LetArray { var, .. } => {
+                vec![*var]
+            }
+            Stmt::LetTuple { vars, .. } | Stmt::Pop { vars, .. } => vars.clone(),
             Stmt::If { outs, .. } => outs.clone(),
-            Stmt::Accum { .. } | Stmt::AccumGrad { .. } => vec![],
+            Stmt::Loop(l) => l.carried.iter().map(|c| c.out).chain(l.count).collect(),
+            Stmt::TapeNew { tape } => vec![*tape],
+            Stmt::Accum { .. }
+            | Stmt::AccumGrad { .. }
+            | Stmt::Store { .. }
+            | Stmt::AccumIndex { .. }
+            | Stmt::Assign { .. }
+            | Stmt::Push { .. }
+            | Stmt::PrepareGrad { .. } => vec![],
         }
     }
 }
@@ -478,17 +785,51 @@ impl Stmt {
 pub fn reads_in_block(block: &Block, out: &mut Vec<Var>) {
     for stmt in &block.stmts {
         out.extend(stmt.reads());
-        if let Stmt::If {
-            then_block,
-            else_block,
-            ..
-        } = stmt
-        {
-            reads_in_block(then_block, out);
-            reads_in_block(else_block, out);
+        for b in stmt.blocks() {
+            reads_in_block(b, out);
         }
     }
     out.extend(block.yields.iter().filter_map(Operand::as_var));
+}
+
+/// Replaces every read of a variable for which `f` answers, in `block` and
+/// the blocks nested in it.
+pub fn substitute_block(block: &mut Block, f: &dyn Fn(Var) -> Option<Operand>) {
+    let operand = |o: &mut Operand| {
+        if let Some(new) = o.as_var().and_then(f) {
+            *o = new;
+        }
+    };
+    let rename = |v: &mut Var| {
+        if let Some(Operand::Var(new)) = f(*v) {
+            *v = new;
+        }
+    };
+    for stmt in &mut block.stmts {
+        if let Some(expr) = stmt.expr_mut() {
+            expr.map_vars(&mut |v| f(v).unwrap_or(Operand::Var(v)));
+        }
+        for o in stmt.operands_mut() {
+            operand(o);
+        }
+        // Arrays, accumulators and tapes are named, not passed as operands.
+        match stmt {
+            Stmt::Store { array, .. } => rename(array),
+            Stmt::AccumIndex {
+                target: Target::Var(v),
+                ..
+            } => rename(v),
+            Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => rename(var),
+            Stmt::Push { tape, .. } | Stmt::Pop { tape, .. } => rename(tape),
+            _ => {}
+        }
+        for b in stmt.blocks_mut() {
+            substitute_block(b, f);
+        }
+    }
+    for y in &mut block.yields {
+        operand(y);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -544,6 +885,9 @@ impl fmt::Display for Expr {
                 args,
             } => write!(f, "{receiver}.{method}({})", list(args)),
             Expr::Field { base, member } => write!(f, "{base}.{}", tokens(member)),
+            Expr::Index { array, index } => write!(f, "{array}[{}]", list(index)),
+            Expr::Len(array) => write!(f, "{array}.len()"),
+            Expr::Matches { operand, pat } => write!(f, "matches({operand}, {})", tokens(pat)),
         }
     }
 }
@@ -574,6 +918,64 @@ impl Block {
                     else_block.fmt_indented(f, depth + 1)?;
                     writeln!(f, "{pad}}}")?;
                 }
+                Stmt::Loop(l) => {
+                    let outs: Vec<String> = l
+                        .carried
+                        .iter()
+                        .map(|c| format!("{}={}->{}", c.phi, c.init, c.out))
+                        .collect();
+                    let head = match &l.kind {
+                        LoopKind::For { var, range } => format!(
+                            "for {var} in {}..{}{}{}{}",
+                            range.start,
+                            if range.inclusive { "=" } else { "" },
+                            range.end,
+                            range
+                                .step
+                                .as_ref()
+                                .map(|s| format!(" step {s}"))
+                                .unwrap_or_default(),
+                            if range.rev { " rev" } else { "" }
+                        ),
+                        LoopKind::Loop => "loop".to_string(),
+                        LoopKind::Times(n) => format!("times {n}"),
+                    };
+                    let count = l.count.map(|c| format!(" count {c}")).unwrap_or_default();
+                    writeln!(f, "{pad}{head} [{}]{count} {{", outs.join(", "))?;
+                    l.body.fmt_indented(f, depth + 1)?;
+                    writeln!(f, "{pad}}}")?;
+                }
+                Stmt::LetArray { var, init } => match init {
+                    ArrayInit::Repeat { fill, lens } => {
+                        let lens: Vec<String> = lens.iter().map(tokens).collect();
+                        writeln!(f, "{pad}{var} = [{fill}; {}]", lens.join(", "))?
+                    }
+                    ArrayInit::List(items) => writeln!(f, "{pad}{var} = [{}]", list(items))?,
+                },
+                Stmt::Store {
+                    array,
+                    index,
+                    value,
+                } => writeln!(f, "{pad}{array}[{}] = {value}", list(index))?,
+                Stmt::AccumIndex {
+                    target,
+                    index,
+                    expr,
+                } => {
+                    let target = match target {
+                        Target::Var(v) => v.to_string(),
+                        Target::Grad(p) => format!("grad[{p}]"),
+                    };
+                    writeln!(f, "{pad}{target}[{}] += {expr}", list(index))?
+                }
+                Stmt::Assign { var, expr } => writeln!(f, "{pad}{var} := {expr}")?,
+                Stmt::TapeNew { tape } => writeln!(f, "{pad}{tape} = tape")?,
+                Stmt::Push { tape, values } => writeln!(f, "{pad}push {tape} ({})", list(values))?,
+                Stmt::Pop { tape, vars } => {
+                    let names: Vec<String> = vars.iter().map(ToString::to_string).collect();
+                    writeln!(f, "{pad}({}) = pop {tape}", names.join(", "))?
+                }
+                Stmt::PrepareGrad { param } => writeln!(f, "{pad}prepare grad[{param}]")?,
             }
         }
         if !self.yields.is_empty() {

@@ -293,6 +293,7 @@ impl<'s> Lowerer<'_> {
                 origin: Origin::Param,
                 active: false,
                 span: ident.span(),
+                shape: None,
             });
             if ty.is_float() {
                 float_params.push(self.func.params.len());
@@ -513,6 +514,7 @@ impl<'s> Lowerer<'_> {
             origin,
             active,
             span,
+            shape: None,
         })
     }
 

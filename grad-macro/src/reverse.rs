@@ -7,40 +7,92 @@
 //! with every partial taken from the rule table. Adjoints are mutable
 //! accumulators declared at the start of the reverse code of the block that
 //! defines their variable (the simplifier turns the single-contribution ones
-//! into plain `let`s).
+//! into plain `let`s). Arrays have adjoint arrays; a slice or array
+//! parameter's adjoint is its gradient field, added into directly.
 //!
 //! An `if` becomes an `if` on the same condition in the reverse sweep, so only
 //! the taken branch's adjoint code runs. Values computed inside a branch that
 //! the branch's reverse code needs are passed out of the forward `if` as extra
 //! outs (the other branch yields a placeholder it never reads).
+//!
+//! A loop runs backwards in the reverse sweep, one iteration at a time. Each
+//! reverse iteration first *recomputes* the forward iteration's values from a
+//! checkpoint and then runs the iteration's reverse code. The checkpoint is
+//! pushed onto a tape by the forward loop: the loop-carried variables at the
+//! start of the iteration, the loop variable when the iterations cannot be
+//! replayed (a `break`, `while`, `loop`), and elements of arrays that the loop
+//! or later code overwrites. Everything else is recomputed from values that
+//! do not change (parameters, loop-invariant values, arrays nobody overwrites).
+//! The simplifier drops every tape field the reverse code does not read, so a
+//! reduction (`for i in 0..n { s += f(w, x[i]) }`, whose accumulator's value
+//! no derivative needs) keeps no tape at all and allocates nothing. A `for`
+//! loop without `break` is replayed by iterating its range reversed; other
+//! loops count their iterations.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::ir::{BinOp, Block, Expr, Func, Operand, Origin, Stmt, Ty, UnOp, Var, VarInfo};
+use proc_macro2::Span;
+
+use crate::ir::{
+    reads_in_block, substitute_block, walk_stmts, ArrayInit, BinOp, Block, Expr, Func, Loop,
+    LoopKind, Operand, Origin, Stmt, Target, Ty, UnOp, Var, VarInfo,
+};
 use crate::rules::{self, Formula};
 
-/// Builds the IR of the `_backward` companion. Errors are internal (a rule
-/// formula that does not lower) and carry a message only.
-pub fn reverse(primal: &Func) -> Result<Func, String> {
+/// An error of the transform, spanned on the user's tokens where it has any.
+pub type Error = (Span, String);
+
+/// Builds the IR of the `_backward` companion.
+pub fn reverse(primal: &Func) -> Result<Func, Error> {
     let mut func = primal.clone();
     let mut pass = Reverse {
         func: &mut func,
         adjoints: HashMap::new(),
+        tapes: vec![],
     };
-    let (forward, reverse) = pass.block(&primal.body, &[Some(Operand::float(1.0))])?;
+    // Local float arrays get their adjoint arrays up front: in a loop, a
+    // store is reversed before the load (of a later iteration) that reads it.
+    let mut arrays = vec![];
+    walk_stmts(&primal.body, &mut |s| {
+        if let Stmt::LetArray { var, .. } = s {
+            arrays.push(*var);
+        }
+    });
+    for a in arrays {
+        if pass.func.info(a).active {
+            pass.adjoint(a);
+        }
+    }
+    let ctx = Ctx::default();
+    let (forward, reverse) = pass.block(&primal.body, &[Some(Operand::float(1.0))], &ctx)?;
 
-    let mut stmts = forward.stmts;
+    let mut stmts = vec![];
+    for (index, param) in primal.params.iter().enumerate() {
+        let slice = pass
+            .func
+            .info(param.var)
+            .shape
+            .as_ref()
+            .is_some_and(|s| s.lens[0].is_none());
+        if param.wrt && slice {
+            stmts.push(Stmt::PrepareGrad { param: index });
+        }
+    }
+    stmts.extend(pass.tapes.iter().map(|&tape| Stmt::TapeNew { tape }));
+    stmts.extend(forward.stmts);
     for param in &primal.params {
         if let Some(&adjoint) = pass.adjoints.get(&param.var) {
-            stmts.push(Stmt::DeclMut {
-                var: adjoint,
-                expr: Expr::Use(Operand::float(0.0)),
-            });
+            if pass.func.info(param.var).ty != Ty::Array {
+                stmts.push(Stmt::DeclMut {
+                    var: adjoint,
+                    expr: Expr::Use(Operand::float(0.0)),
+                });
+            }
         }
     }
     stmts.extend(reverse);
     for (index, param) in primal.params.iter().enumerate() {
-        if !param.wrt {
+        if !param.wrt || pass.func.info(param.var).ty == Ty::Array {
             continue;
         }
         if let Some(&adjoint) = pass.adjoints.get(&param.var) {
@@ -57,9 +109,51 @@ pub fn reverse(primal: &Func) -> Result<Func, String> {
     Ok(func)
 }
 
+/// What a block's reverse code must know about its surroundings to decide
+/// which array elements a loop inside it can reload when it recomputes.
+#[derive(Clone, Default)]
+struct Ctx {
+    /// Arrays stored to after this block, up to the end of the enclosing loop
+    /// body (or of the function).
+    stored_later: HashSet<Var>,
+    /// Arrays declared inside the enclosing loop's body.
+    declared_in_region: HashSet<Var>,
+    /// Arrays declared outside the enclosing loop that it cannot reload:
+    /// stored anywhere in that loop, or unsafe for a loop around it.
+    outer_unsafe: HashSet<Var>,
+}
+
+fn stores_in(stmts: &[Stmt]) -> HashSet<Var> {
+    let mut set = HashSet::new();
+    for stmt in stmts {
+        let mut f = |s: &Stmt| {
+            if let Stmt::Store { array, .. } = s {
+                set.insert(*array);
+            }
+        };
+        f(stmt);
+        for b in stmt.blocks() {
+            walk_stmts(b, &mut f);
+        }
+    }
+    set
+}
+
+fn declared_in(block: &Block) -> HashSet<Var> {
+    let mut set = HashSet::new();
+    walk_stmts(block, &mut |s| {
+        if let Stmt::LetArray { var, .. } = s {
+            set.insert(*var);
+        }
+    });
+    set
+}
+
 struct Reverse<'f> {
     func: &'f mut Func,
     adjoints: HashMap<Var, Var>,
+    /// Every tape, declared at the start of the function.
+    tapes: Vec<Var>,
 }
 
 impl Reverse<'_> {
@@ -74,9 +168,15 @@ impl Reverse<'_> {
             origin: Origin::Adjoint(var),
             active: false,
             span: info.span,
+            shape: info.shape,
         });
         self.adjoints.insert(var, adjoint);
         adjoint
+    }
+
+    fn new_var(&mut self, name: &str, ty: Ty, origin: Origin) -> Var {
+        self.func
+            .new_var(VarInfo::scalar(name, ty, origin, false, Span::call_site()))
     }
 
     /// `adjoint(target) += expr`, if `target` is differentiated.
@@ -87,13 +187,38 @@ impl Reverse<'_> {
         }
     }
 
+    /// `adjoint(array)[index] += expr`: into the gradient field for a
+    /// parameter, into the adjoint array for a local array.
+    fn contribute_element(
+        &mut self,
+        rev: &mut Vec<Stmt>,
+        array: Var,
+        index: Vec<Operand>,
+        expr: Expr,
+    ) {
+        if !self.func.info(array).active {
+            return;
+        }
+        let target = match self.func.params.iter().position(|p| p.var == array) {
+            Some(p) if self.func.params[p].wrt => Target::Grad(p),
+            Some(_) => return,
+            None => Target::Var(self.adjoint(array)),
+        };
+        rev.push(Stmt::AccumIndex {
+            target,
+            index,
+            expr,
+        });
+    }
+
     /// Returns the forward sweep of `block` and its reverse code, given what
     /// each yield's adjoint is (`None`: nothing flows back through it).
     fn block(
         &mut self,
         block: &Block,
         yield_adjoints: &[Option<Operand>],
-    ) -> Result<(Block, Vec<Stmt>), String> {
+        ctx: &Ctx,
+    ) -> Result<(Block, Vec<Stmt>), Error> {
         let mut rev = vec![];
         for (value, adjoint) in block.yields.iter().zip(yield_adjoints) {
             if let Some(adjoint) = adjoint {
@@ -101,8 +226,10 @@ impl Reverse<'_> {
             }
         }
         let mut forward_rev_order = vec![];
-        for stmt in block.stmts.iter().rev() {
-            let forward = self.stmt(stmt, &mut rev)?;
+        for (i, stmt) in block.stmts.iter().enumerate().rev() {
+            let mut inner = ctx.clone();
+            inner.stored_later.extend(stores_in(&block.stmts[i + 1..]));
+            let forward = self.stmt(stmt, &mut rev, &inner)?;
             forward_rev_order.push(forward);
         }
         forward_rev_order.reverse();
@@ -111,11 +238,30 @@ impl Reverse<'_> {
         let mut prologue = vec![];
         for stmt in &forward_rev_order {
             for var in stmt.defines() {
-                if let Some(&adjoint) = self.adjoints.get(&var) {
-                    prologue.push(Stmt::DeclMut {
+                let Some(&adjoint) = self.adjoints.get(&var) else {
+                    continue;
+                };
+                match stmt {
+                    Stmt::LetArray { init, .. } => {
+                        let lens = match init {
+                            ArrayInit::Repeat { lens, .. } => lens.clone(),
+                            ArrayInit::List(items) => {
+                                let n = proc_macro2::Literal::usize_unsuffixed(items.len());
+                                vec![syn::parse_quote!(#n)]
+                            }
+                        };
+                        prologue.push(Stmt::LetArray {
+                            var: adjoint,
+                            init: ArrayInit::Repeat {
+                                fill: Operand::float(0.0),
+                                lens,
+                            },
+                        });
+                    }
+                    _ => prologue.push(Stmt::DeclMut {
                         var: adjoint,
                         expr: Expr::Use(Operand::float(0.0)),
-                    });
+                    }),
                 }
             }
         }
@@ -130,7 +276,7 @@ impl Reverse<'_> {
     }
 
     /// Appends the reverse code of `stmt` to `rev` and returns its forward form.
-    fn stmt(&mut self, stmt: &Stmt, rev: &mut Vec<Stmt>) -> Result<Stmt, String> {
+    fn stmt(&mut self, stmt: &Stmt, rev: &mut Vec<Stmt>, ctx: &Ctx) -> Result<Stmt, Error> {
         match stmt {
             Stmt::Let { var, expr } => self.assignment(*var, expr, rev),
             Stmt::If {
@@ -143,8 +289,8 @@ impl Reverse<'_> {
                     .iter()
                     .map(|o| self.adjoints.get(o).map(|a| Operand::Var(*a)))
                     .collect();
-                let (mut then_fwd, then_rev) = self.block(then_block, &out_adjoints)?;
-                let (mut else_fwd, else_rev) = self.block(else_block, &out_adjoints)?;
+                let (mut then_fwd, then_rev) = self.block(then_block, &out_adjoints, ctx)?;
+                let (mut else_fwd, else_rev) = self.block(else_block, &out_adjoints, ctx)?;
                 let mut outs = outs.clone();
                 let then_rev = self.export(&mut then_fwd, &mut else_fwd, &mut outs, then_rev);
                 let else_rev = self.export(&mut else_fwd, &mut then_fwd, &mut outs, else_rev);
@@ -169,6 +315,53 @@ impl Reverse<'_> {
                     outs,
                 })
             }
+            Stmt::Store {
+                array,
+                index,
+                value,
+            } => {
+                if let Some(&adjoint) = self.adjoints.get(array) {
+                    // The stored value gets the element's adjoint, and the
+                    // overwritten value none of it.
+                    let d = self.new_var("t", Ty::Float, Origin::Temp);
+                    self.func.info_mut(d).ty = self.func.operand_ty(value);
+                    rev.push(Stmt::Let {
+                        var: d,
+                        expr: Expr::Index {
+                            array: adjoint,
+                            index: index.clone(),
+                        },
+                    });
+                    rev.push(Stmt::Store {
+                        array: adjoint,
+                        index: index.clone(),
+                        value: Operand::float(0.0),
+                    });
+                    self.contribute(rev, value, Expr::Use(Operand::Var(d)));
+                }
+                Ok(stmt.clone())
+            }
+            Stmt::LetArray { var, init } => {
+                if let (Some(&adjoint), ArrayInit::List(items)) = (self.adjoints.get(var), init) {
+                    for (k, item) in items.iter().enumerate() {
+                        let k = proc_macro2::Literal::usize_unsuffixed(k);
+                        let index = vec![Operand::Lit(syn::parse_quote!(#k))];
+                        if self.func.is_active(item) {
+                            let d = self.new_var("t", self.func.operand_ty(item), Origin::Temp);
+                            rev.push(Stmt::Let {
+                                var: d,
+                                expr: Expr::Index {
+                                    array: adjoint,
+                                    index,
+                                },
+                            });
+                            self.contribute(rev, item, Expr::Use(Operand::Var(d)));
+                        }
+                    }
+                }
+                Ok(stmt.clone())
+            }
+            Stmt::Loop(l) => self.loop_stmt(l, rev, ctx),
             // The primal has no other statements; keep them as they are.
             other => Ok(other.clone()),
         }
@@ -182,19 +375,20 @@ impl Reverse<'_> {
         branch: &mut Block,
         other: &mut Block,
         outs: &mut Vec<Var>,
-        mut branch_rev: Vec<Stmt>,
+        branch_rev: Vec<Stmt>,
     ) -> Vec<Stmt> {
         let mut defined = BTreeSet::new();
         for stmt in &branch.stmts {
-            defined.extend(stmt.defines());
+            if !matches!(stmt, Stmt::LetArray { .. }) {
+                defined.extend(stmt.defines());
+            }
         }
         let mut read = vec![];
-        let rev_block = Block {
+        let mut rev_block = Block {
             stmts: branch_rev,
             yields: vec![],
         };
-        crate::ir::reads_in_block(&rev_block, &mut read);
-        branch_rev = rev_block.stmts;
+        reads_in_block(&rev_block, &mut read);
         let mut map = HashMap::new();
         for var in read {
             if !defined.contains(&var) || map.contains_key(&var) {
@@ -207,17 +401,210 @@ impl Reverse<'_> {
             branch.yields.push(Operand::Var(var));
             other.yields.push(placeholder);
             outs.push(out);
-            map.insert(var, out);
+            map.insert(var, Operand::Var(out));
         }
         if !map.is_empty() {
-            for stmt in &mut branch_rev {
-                substitute_stmt(stmt, &map);
-            }
+            substitute_block(&mut rev_block, &|v| map.get(&v).cloned());
         }
-        branch_rev
+        rev_block.stmts
     }
 
-    fn assignment(&mut self, var: Var, expr: &Expr, rev: &mut Vec<Stmt>) -> Result<Stmt, String> {
+    /// A loop: the forward loop pushes each iteration's checkpoint; the
+    /// reverse loop runs the iterations backwards, each recomputing its
+    /// values from the checkpoint before running its reverse code.
+    fn loop_stmt(&mut self, l: &Loop, rev: &mut Vec<Stmt>, ctx: &Ctx) -> Result<Stmt, Error> {
+        let replay = matches!(l.kind, LoopKind::For { .. })
+            && matches!(l.body.yields.first(), Some(Operand::Lit(syn::Lit::Bool(b))) if b.value);
+
+        // Arrays this loop cannot reload when it recomputes an iteration.
+        let declared_here = declared_in(&l.body);
+        let mut unsafe_arrays: HashSet<Var> = stores_in(&l.body.stmts);
+        unsafe_arrays.extend(ctx.stored_later.iter().copied());
+        unsafe_arrays.extend(
+            ctx.outer_unsafe
+                .difference(&ctx.declared_in_region)
+                .copied(),
+        );
+        for a in &declared_here {
+            unsafe_arrays.remove(a);
+        }
+        let body_ctx = Ctx {
+            stored_later: HashSet::new(),
+            declared_in_region: declared_here.clone(),
+            outer_unsafe: unsafe_arrays.clone(),
+        };
+
+        // The checkpoint: phis, the loop variable unless replayed, unsafe loads.
+        let mut checkpoint: Vec<Var> = l.carried.iter().map(|c| c.phi).collect();
+        if let (LoopKind::For { var, .. }, false) = (&l.kind, replay) {
+            checkpoint.push(*var);
+        }
+        for stmt in &l.body.stmts {
+            if let Stmt::Let {
+                var,
+                expr: Expr::Index { array, .. },
+            } = stmt
+            {
+                if unsafe_arrays.contains(array) {
+                    checkpoint.push(*var);
+                }
+            }
+        }
+        // Loads of such arrays deeper inside the body could not be restored.
+        for stmt in &l.body.stmts {
+            for b in stmt.blocks() {
+                let mut bad = None;
+                walk_stmts(b, &mut |s| {
+                    if let Stmt::Let {
+                        var,
+                        expr: Expr::Index { array, .. },
+                    } = s
+                    {
+                        if unsafe_arrays.contains(array) && bad.is_none() {
+                            bad = Some(*var);
+                        }
+                    }
+                });
+                if let Some(var) = bad {
+                    let info = self.func.info(var);
+                    return Err((
+                        info.span,
+                        "grad cannot yet differentiate this read: the array is overwritten later in the loop (or after it), and the read is nested inside an `if` or an inner loop; read the element into a variable at the top level of the loop body".into(),
+                    ));
+                }
+            }
+        }
+
+        // D_j: the adjoint of carried variable j at the end of the current
+        // (reverse) iteration; it starts as the adjoint of the loop's result.
+        let carried_adjoints: Vec<Option<Var>> = l
+            .carried
+            .iter()
+            .map(|c| self.func.info(c.phi).active.then(|| self.adjoint(c.out)))
+            .collect();
+        let mut yield_adjoints = vec![None];
+        yield_adjoints.extend(carried_adjoints.iter().map(|d| d.map(Operand::Var)));
+        let (mut forward_body, body_rev) = self.block(&l.body, &yield_adjoints, &body_ctx)?;
+
+        // The forward loop: push the checkpoint at the end of each iteration.
+        let tape = self.new_var("tape", Ty::Other, Origin::Temp);
+        self.tapes.push(tape);
+        forward_body.stmts.push(Stmt::Push {
+            tape,
+            values: checkpoint.iter().map(|v| Operand::Var(*v)).collect(),
+        });
+        let count = (!replay).then(|| self.new_var("n", Ty::Int, Origin::Temp));
+        let forward = Loop {
+            kind: l.kind.clone(),
+            carried: l.carried.clone(),
+            body: forward_body.clone(),
+            count,
+        };
+
+        // The reverse iteration: pop, recompute, reverse.
+        let mut renamed: HashMap<Var, Operand> = HashMap::new();
+        let popped: Vec<Var> = checkpoint
+            .iter()
+            .map(|&v| {
+                let mut info = self.func.info(v).clone();
+                info.origin = Origin::Export(v);
+                let p = self.func.new_var(info);
+                renamed.insert(v, Operand::Var(p));
+                p
+            })
+            .collect();
+        let mut kind = match (&l.kind, count) {
+            (LoopKind::For { var, range }, None) => {
+                let mut info = self.func.info(*var).clone();
+                info.origin = Origin::Export(*var);
+                let new_var = self.func.new_var(info);
+                renamed.insert(*var, Operand::Var(new_var));
+                let mut range = range.clone();
+                range.rev = !range.rev;
+                LoopKind::For {
+                    var: new_var,
+                    range,
+                }
+            }
+            (_, Some(n)) => LoopKind::Times(Operand::Var(n)),
+            (_, None) => LoopKind::Loop,
+        };
+        let mut recompute = strip_pushes(&forward_body);
+        recompute.yields.clear();
+        recompute.stmts.retain(|s| match s {
+            Stmt::Let { var, .. } => !checkpoint.contains(var),
+            _ => true,
+        });
+        // Every value the copy defines is a new variable (same name: the
+        // forward loop's scope has ended).
+        let mut defined = vec![];
+        walk_stmts(&recompute, &mut |s| {
+            defined.extend(s.defines());
+            if let Stmt::Loop(inner) = s {
+                defined.extend(inner.body_params());
+            }
+        });
+        for v in defined {
+            if renamed.contains_key(&v) {
+                continue;
+            }
+            let mut info = self.func.info(v).clone();
+            info.origin = Origin::Export(v);
+            let new = self.func.new_var(info);
+            renamed.insert(v, Operand::Var(new));
+        }
+        rename_definitions(&mut recompute, &renamed);
+        substitute_block(&mut recompute, &|v| renamed.get(&v).cloned());
+        let mut body_rev = Block {
+            stmts: body_rev,
+            yields: vec![],
+        };
+        substitute_block(&mut body_rev, &|v| renamed.get(&v).cloned());
+
+        let mut reverse_body = vec![Stmt::Pop { tape, vars: popped }];
+        reverse_body.extend(recompute.stmts);
+        for (c, d) in l.carried.iter().zip(&carried_adjoints) {
+            if let (Some(&adjoint), Some(_)) = (self.adjoints.get(&c.phi), d) {
+                reverse_body.push(Stmt::DeclMut {
+                    var: adjoint,
+                    expr: Expr::Use(Operand::float(0.0)),
+                });
+            }
+        }
+        reverse_body.extend(body_rev.stmts);
+        for (c, d) in l.carried.iter().zip(&carried_adjoints) {
+            if let Some(d) = d {
+                let value = match self.adjoints.get(&c.phi) {
+                    Some(&a) => Operand::Var(a),
+                    None => Operand::float(0.0),
+                };
+                reverse_body.push(Stmt::Assign {
+                    var: *d,
+                    expr: Expr::Use(value),
+                });
+            }
+        }
+        if let LoopKind::Loop = kind {
+            kind = LoopKind::Times(Operand::Lit(syn::parse_quote!(0usize)));
+        }
+        rev.push(Stmt::Loop(Box::new(Loop {
+            kind,
+            carried: vec![],
+            body: Block {
+                stmts: reverse_body,
+                yields: vec![Operand::Lit(syn::parse_quote!(true))],
+            },
+            count: None,
+        })));
+        for (c, d) in l.carried.iter().zip(&carried_adjoints) {
+            if let Some(d) = d {
+                self.contribute(rev, &c.init, Expr::Use(Operand::Var(*d)));
+            }
+        }
+        Ok(Stmt::Loop(Box::new(forward)))
+    }
+
+    fn assignment(&mut self, var: Var, expr: &Expr, rev: &mut Vec<Stmt>) -> Result<Stmt, Error> {
         let info = self.func.info(var).clone();
         let forward = match expr {
             Expr::DiffCall { func, args, spans } => {
@@ -227,6 +614,7 @@ impl Reverse<'_> {
                     origin: Origin::CalleeGrad,
                     active: false,
                     span: info.span,
+                    shape: None,
                 });
                 if let Some(&adjoint) = self.adjoints.get(&var) {
                     let mut contrib = vec![];
@@ -289,6 +677,10 @@ impl Reverse<'_> {
                 }
             }
             Expr::Prim { rule, args, .. } => self.partials(rev, rule, args, &out, &d, info.ty)?,
+            Expr::Index { array, index } => {
+                let expr = Expr::Use(d.clone());
+                self.contribute_element(rev, *array, index.clone(), expr);
+            }
             Expr::Cast { operand, .. } => {
                 let back = match self.func.operand_ty(operand) {
                     Ty::F32 => Some(syn::parse_quote!(f32)),
@@ -330,6 +722,7 @@ impl Reverse<'_> {
             origin: Origin::Temp,
             active: false,
             span: proc_macro2::Span::call_site(),
+            shape: None,
         });
         rev.push(Stmt::Let {
             var: cond,
@@ -353,6 +746,7 @@ impl Reverse<'_> {
             origin: Origin::Temp,
             active: false,
             span: proc_macro2::Span::call_site(),
+            shape: None,
         });
         rev.push(Stmt::Let { var, expr });
         Operand::Var(var)
@@ -366,7 +760,7 @@ impl Reverse<'_> {
         out: &Operand,
         d: &Operand,
         ty: Ty,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         // An argument that occurs twice (`x * x`) gets one contribution, the
         // sum of its partials.
         let mut per_arg: Vec<(Var, Operand)> = vec![];
@@ -379,7 +773,10 @@ impl Reverse<'_> {
                 stmts: rev,
                 ty,
             };
-            let Some(partial) = formula.partial(rule, index, args, out)? else {
+            let Some(partial) = formula
+                .partial(rule, index, args, out)
+                .map_err(|e| (proc_macro2::Span::call_site(), e))?
+            else {
                 continue;
             };
             match per_arg.iter_mut().find(|(v, _)| *v == var) {
@@ -423,47 +820,56 @@ fn placeholder(info: &VarInfo) -> Operand {
         Ty::Bool => Operand::Lit(syn::parse_quote!(false)),
         Ty::Int => Operand::Lit(syn::parse_quote!(0)),
         Ty::F32 | Ty::F64 | Ty::Float => Operand::float(0.0),
-        Ty::Other => Operand::Default,
+        Ty::Other | Ty::Array => Operand::Default,
     }
 }
 
-/// Replaces reads of the variables in `map`, in `stmt` and its nested blocks.
-pub fn substitute_stmt(stmt: &mut Stmt, map: &HashMap<Var, Var>) {
-    let mut f = |v: Var| Operand::Var(*map.get(&v).unwrap_or(&v));
-    match stmt {
-        Stmt::Let { expr, .. } | Stmt::LetTuple { expr, .. } | Stmt::DeclMut { expr, .. } => {
-            expr.map_vars(&mut f)
-        }
-        Stmt::Accum { var, expr } => {
-            expr.map_vars(&mut f);
-            if let Some(&v) = map.get(var) {
-                *var = v;
+/// The block without tape pushes (a recomputation must not record again).
+fn strip_pushes(block: &Block) -> Block {
+    let mut block = block.clone();
+    fn strip(block: &mut Block) {
+        block.stmts.retain(|s| !matches!(s, Stmt::Push { .. }));
+        for s in &mut block.stmts {
+            for b in s.blocks_mut() {
+                strip(b);
             }
         }
-        Stmt::AccumGrad { value, .. } => {
-            if let Operand::Var(v) = value {
-                *value = f(*v);
-            }
+    }
+    strip(&mut block);
+    block
+}
+
+/// Renames the variables `block` defines (including loop variables, phis and
+/// counts of nested loops) according to `map`.
+fn rename_definitions(block: &mut Block, map: &HashMap<Var, Operand>) {
+    let get = |v: &mut Var| {
+        if let Some(Operand::Var(new)) = map.get(v) {
+            *v = *new;
         }
-        Stmt::If {
-            cond,
-            then_block,
-            else_block,
-            ..
-        } => {
-            if let Operand::Var(v) = cond {
-                *cond = f(*v);
+    };
+    for stmt in &mut block.stmts {
+        match stmt {
+            Stmt::Let { var, .. } | Stmt::DeclMut { var, .. } | Stmt::LetArray { var, .. } => {
+                get(var)
             }
-            for block in [then_block, else_block] {
-                for s in &mut block.stmts {
-                    substitute_stmt(s, map);
+            Stmt::LetTuple { vars, .. } | Stmt::Pop { vars, .. } => vars.iter_mut().for_each(get),
+            Stmt::If { outs, .. } => outs.iter_mut().for_each(get),
+            Stmt::Loop(l) => {
+                if let LoopKind::For { var, .. } = &mut l.kind {
+                    get(var);
                 }
-                for y in &mut block.yields {
-                    if let Operand::Var(v) = y {
-                        *y = f(*v);
-                    }
+                for c in &mut l.carried {
+                    get(&mut c.phi);
+                    get(&mut c.out);
+                }
+                if let Some(c) = &mut l.count {
+                    get(c);
                 }
             }
+            _ => {}
+        }
+        for b in stmt.blocks_mut() {
+            rename_definitions(b, map);
         }
     }
 }

@@ -318,6 +318,7 @@ impl Formula<'_> {
             origin: Origin::Temp,
             active: false,
             span: proc_macro2::Span::call_site(),
+            shape: None,
         });
         self.stmts.push(Stmt::Let { var, expr });
         Operand::Var(var)

@@ -1,8 +1,9 @@
 //! IR -> IR clean-up after the transforms: constant folding and the 0/1
 //! identities, copy propagation, common subexpressions, adjoint accumulators
 //! turned into plain `let`s where they have a single contribution, and dead
-//! code (unused values, adjoints that nothing reads, `if` outs nobody uses).
-//! The passes run to a fixed point; each is small and local.
+//! code (unused values, adjoints nothing reads, `if` outs and loop-carried
+//! variables nobody uses, tape fields nobody pops, whole tapes). The passes
+//! run to a fixed point; each is small and local.
 //!
 //! Zero is a *strong* zero here: `0 * x` folds to `0` even though `x` might
 //! be infinite at run time. A constant-zero partial means "no dependence"
@@ -12,7 +13,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::ir::{BinOp, Block, Expr, FloatConst, Func, Operand, Stmt, Ty, UnOp, Var};
+use crate::ir::{
+    substitute_block, walk_stmts, BinOp, Block, Expr, FloatConst, Func, LoopKind, Operand, Stmt,
+    Target, Ty, UnOp, Var,
+};
 
 /// Simplifies `func` in place.
 pub fn simplify(func: &mut Func) {
@@ -20,7 +24,8 @@ pub fn simplify(func: &mut Func) {
         let before = format!("{}", func.body);
         fold_block(&mut func.body);
         propagate_copies(func);
-        cse_block(&mut func.body, &mut HashMap::new());
+        let stored = stored_arrays(&func.body);
+        cse_block(&mut func.body, &mut HashMap::new(), &stored);
         propagate_copies(func);
         sink_accumulators(func);
         eliminate_dead_code(func);
@@ -32,34 +37,23 @@ pub fn simplify(func: &mut Func) {
 
 // ------------------------------------------------------------------ folding
 
+fn is_zero_expr(expr: &Expr) -> bool {
+    matches!(expr, Expr::Use(o) if o.is_float_value(0.0))
+}
+
 fn fold_block(block: &mut Block) {
     block.stmts.retain_mut(|stmt| {
-        match stmt {
-            Stmt::Let { expr, .. } | Stmt::DeclMut { expr, .. } => fold_expr(expr),
-            Stmt::Accum { expr, .. } => {
-                fold_expr(expr);
-                if let Expr::Use(o) = expr {
-                    if o.is_float_value(0.0) {
-                        return false;
-                    }
-                }
-            }
-            Stmt::AccumGrad { value, .. } => {
-                if value.is_float_value(0.0) {
-                    return false;
-                }
-            }
-            Stmt::If {
-                then_block,
-                else_block,
-                ..
-            } => {
-                fold_block(then_block);
-                fold_block(else_block);
-            }
-            Stmt::LetTuple { .. } => {}
+        if let Some(expr) = stmt.expr_mut() {
+            fold_expr(expr);
         }
-        true
+        for b in stmt.blocks_mut() {
+            fold_block(b);
+        }
+        match stmt {
+            Stmt::Accum { expr, .. } | Stmt::AccumIndex { expr, .. } => !is_zero_expr(expr),
+            Stmt::AccumGrad { value, .. } => !value.is_float_value(0.0),
+            _ => true,
+        }
     });
 }
 
@@ -150,7 +144,8 @@ fn fold_binary(op: BinOp, a: &Operand, b: &Operand) -> Option<Expr> {
 // ------------------------------------------------------- copy propagation
 
 /// Removes `let a = b;` (and `let a = -(-b)`) by reading `b` wherever `a` was read.
-/// Copies of mutable accumulators are kept: their value changes over time.
+/// Copies of mutable variables (accumulators, loop phis) are kept: their
+/// value changes over time.
 fn propagate_copies(func: &mut Func) {
     let mutable = mutable_vars(&func.body);
     let mut map: HashMap<Var, Operand> = HashMap::new();
@@ -179,119 +174,99 @@ fn collect_copies(
     map: &mut HashMap<Var, Operand>,
     negations: &mut HashMap<Var, Operand>,
 ) {
-    block.stmts.retain_mut(|stmt| match stmt {
-        Stmt::Let {
-            var,
-            expr: Expr::Use(o),
-        } => {
-            if o.as_var().is_some_and(|v| mutable.contains(&v)) {
-                return true;
-            }
-            map.insert(*var, o.clone());
-            false
+    block.stmts.retain_mut(|stmt| {
+        for b in stmt.blocks_mut() {
+            collect_copies(b, mutable, map, negations);
         }
-        Stmt::Let {
-            var,
-            expr: Expr::Unary(UnOp::Neg, Operand::Var(inner)),
-        } => {
-            let inner = resolve(map, *inner)
-                .and_then(|o| o.as_var())
-                .unwrap_or(*inner);
-            if let Some(original) = negations.get(&inner).cloned() {
-                if !original.as_var().is_some_and(|v| mutable.contains(&v)) {
-                    map.insert(*var, original);
-                    return false;
+        match stmt {
+            Stmt::Let {
+                var,
+                expr: Expr::Use(o),
+            } => {
+                if o.as_var().is_some_and(|v| mutable.contains(&v)) {
+                    return true;
                 }
+                map.insert(*var, o.clone());
+                false
             }
-            negations.insert(*var, Operand::Var(inner));
-            true
+            Stmt::Let {
+                var,
+                expr: Expr::Unary(UnOp::Neg, Operand::Var(inner)),
+            } => {
+                let inner = resolve(map, *inner)
+                    .and_then(|o| o.as_var())
+                    .unwrap_or(*inner);
+                if let Some(original) = negations.get(&inner).cloned() {
+                    if !original.as_var().is_some_and(|v| mutable.contains(&v)) {
+                        map.insert(*var, original);
+                        return false;
+                    }
+                }
+                negations.insert(*var, Operand::Var(inner));
+                true
+            }
+            _ => true,
         }
-        Stmt::If {
-            then_block,
-            else_block,
-            ..
-        } => {
-            collect_copies(then_block, mutable, map, negations);
-            collect_copies(else_block, mutable, map, negations);
-            true
-        }
-        _ => true,
     });
 }
 
+/// Variables whose value changes after they are defined: accumulators and
+/// the loop-carried phis.
 fn mutable_vars(block: &Block) -> HashSet<Var> {
     let mut set = HashSet::new();
-    crate::ir::walk_stmts(block, &mut |s| {
-        if let Stmt::DeclMut { var, .. } | Stmt::Accum { var, .. } = s {
+    walk_stmts(block, &mut |s| match s {
+        Stmt::DeclMut { var, .. } | Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => {
             set.insert(*var);
         }
+        Stmt::Loop(l) => set.extend(l.carried.iter().map(|c| c.phi)),
+        _ => {}
     });
     set
 }
 
-/// Replaces every read of a variable for which `f` answers.
-pub fn substitute_block(block: &mut Block, f: &dyn Fn(Var) -> Option<Operand>) {
-    let operand = |o: &mut Operand| {
-        if let Some(new) = o.as_var().and_then(f) {
-            *o = new;
+/// Arrays written after they are created (their loads are not values).
+fn stored_arrays(block: &Block) -> HashSet<Var> {
+    let mut set = HashSet::new();
+    walk_stmts(block, &mut |s| match s {
+        Stmt::Store { array, .. } => {
+            set.insert(*array);
         }
-    };
-    for stmt in &mut block.stmts {
-        match stmt {
-            Stmt::Let { expr, .. }
-            | Stmt::LetTuple { expr, .. }
-            | Stmt::DeclMut { expr, .. }
-            | Stmt::Accum { expr, .. } => {
-                expr.map_vars(&mut |v| f(v).unwrap_or(Operand::Var(v)));
-            }
-            Stmt::AccumGrad { value, .. } => operand(value),
-            Stmt::If {
-                cond,
-                then_block,
-                else_block,
-                ..
-            } => {
-                operand(cond);
-                substitute_block(then_block, f);
-                substitute_block(else_block, f);
-            }
+        Stmt::AccumIndex {
+            target: Target::Var(v),
+            ..
+        } => {
+            set.insert(*v);
         }
-    }
-    for y in &mut block.yields {
-        operand(y);
-    }
+        _ => {}
+    });
+    set
 }
 
 // ------------------------------------------------ common subexpressions
 
 /// Reuses the first of two identical pure computations; a value computed in
-/// an enclosing block is visible in nested blocks, not the other way round.
-fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>) {
+/// an enclosing block is visible in nested blocks (loop bodies included),
+/// not the other way round.
+fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>, stored: &HashSet<Var>) {
     let mutable = mutable_vars(block);
     for stmt in &mut block.stmts {
-        match stmt {
-            Stmt::Let { var, expr } => {
-                let reads_mutable = expr.vars().iter().any(|v| mutable.contains(v));
-                if reads_mutable || !expr.is_pure() || matches!(expr, Expr::Use(_)) {
-                    continue;
-                }
-                let key = expr_key(expr);
-                match seen.get(&key) {
-                    Some(&earlier) => *expr = Expr::Use(Operand::Var(earlier)),
-                    None => {
-                        seen.insert(key, *var);
-                    }
+        if let Stmt::Let { var, expr } = stmt {
+            let reads_mutable = expr.vars().iter().any(|v| mutable.contains(v));
+            let loads_storage = matches!(expr, Expr::Index { array, .. } if stored.contains(array));
+            if reads_mutable || loads_storage || matches!(expr, Expr::Use(_)) {
+                continue;
+            }
+            let key = expr_key(expr);
+            match seen.get(&key) {
+                Some(&earlier) => *expr = Expr::Use(Operand::Var(earlier)),
+                None => {
+                    seen.insert(key, *var);
                 }
             }
-            Stmt::If {
-                then_block,
-                else_block,
-                ..
-            } => {
-                cse_block(then_block, &mut seen.clone());
-                cse_block(else_block, &mut seen.clone());
-            }
-            _ => {}
+            continue;
+        }
+        for b in stmt.blocks_mut() {
+            cse_block(b, &mut seen.clone(), stored);
         }
     }
 }
@@ -306,31 +281,26 @@ fn expr_key(expr: &Expr) -> String {
 // --------------------------------------------------- adjoint accumulators
 
 /// `let mut d = 0.0; …; d += e;` with nothing touching `d` in between becomes
-/// `let mut d = e;`, and an accumulator never added to again becomes a `let`.
+/// `let mut d = e;`, and an accumulator never changed again becomes a `let`.
 fn sink_accumulators(func: &mut Func) {
     sink_block(&mut func.body);
-    let mut accumulated = HashSet::new();
-    crate::ir::walk_stmts(&func.body, &mut |s| {
-        if let Stmt::Accum { var, .. } = s {
-            accumulated.insert(*var);
+    let mut changed = HashSet::new();
+    walk_stmts(&func.body, &mut |s| {
+        if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } = s {
+            changed.insert(*var);
         }
     });
-    freeze_block(&mut func.body, &accumulated);
+    freeze_block(&mut func.body, &changed);
 }
 
 fn mentions(stmt: &Stmt, var: Var) -> bool {
     let touches = |s: &Stmt| s.reads().contains(&var) || s.defines().contains(&var);
     let mut found = touches(stmt);
-    if let Stmt::If {
-        then_block,
-        else_block,
-        ..
-    } = stmt
-    {
-        for b in [then_block, else_block] {
-            crate::ir::walk_stmts(b, &mut |s| found |= touches(s));
-            found |= b.yields.iter().any(|y| y.as_var() == Some(var));
-        }
+    for b in stmt.blocks() {
+        walk_stmts(b, &mut |s| found |= touches(s));
+        let mut reads = vec![];
+        crate::ir::reads_in_block(b, &mut reads);
+        found |= reads.contains(&var);
     }
     found
 }
@@ -338,14 +308,8 @@ fn mentions(stmt: &Stmt, var: Var) -> bool {
 fn sink_block(block: &mut Block) {
     let mut i = 0;
     while i < block.stmts.len() {
-        if let Stmt::If {
-            then_block,
-            else_block,
-            ..
-        } = &mut block.stmts[i]
-        {
-            sink_block(then_block);
-            sink_block(else_block);
+        for b in block.stmts[i].blocks_mut() {
+            sink_block(b);
         }
         let Stmt::DeclMut {
             var,
@@ -383,124 +347,269 @@ fn sink_block(block: &mut Block) {
     }
 }
 
-fn freeze_block(block: &mut Block, accumulated: &HashSet<Var>) {
+fn freeze_block(block: &mut Block, changed: &HashSet<Var>) {
     for stmt in &mut block.stmts {
-        match stmt {
-            Stmt::DeclMut { var, expr } if !accumulated.contains(var) => {
+        if let Stmt::DeclMut { var, expr } = stmt {
+            if !changed.contains(var) {
                 *stmt = Stmt::Let {
                     var: *var,
                     expr: expr.clone(),
                 };
             }
-            Stmt::If {
-                then_block,
-                else_block,
-                ..
-            } => {
-                freeze_block(then_block, accumulated);
-                freeze_block(else_block, accumulated);
-            }
-            _ => {}
+            continue;
+        }
+        for b in stmt.blocks_mut() {
+            freeze_block(b, changed);
         }
     }
 }
 
 // ----------------------------------------------------------- dead code
 
-/// Reads that keep a variable alive: everything but an accumulator's own `+=`.
-fn live_reads(func: &Func) -> HashMap<Var, usize> {
-    let mut reads = vec![];
-    crate::ir::walk_stmts(&func.body, &mut |s| match s {
-        Stmt::Accum { expr, .. } => reads.extend(expr.vars()),
-        other => reads.extend(other.reads()),
-    });
-    let mut counts: HashMap<Var, usize> = HashMap::new();
-    for v in reads {
-        *counts.entry(v).or_default() += 1;
-    }
-    collect_yields(&func.body, &mut |v| *counts.entry(v).or_default() += 1);
-    counts
-}
-
-fn collect_yields(block: &Block, f: &mut impl FnMut(Var)) {
-    for y in &block.yields {
-        if let Some(v) = y.as_var() {
-            f(v);
-        }
-    }
-    for stmt in &block.stmts {
-        if let Stmt::If {
-            then_block,
-            else_block,
-            ..
-        } = stmt
-        {
-            collect_yields(then_block, f);
-            collect_yields(else_block, f);
-        }
-    }
-}
-
+/// Mark and sweep. The roots are what a companion is for: its return value,
+/// the gradient fields, the gradient buffers it sizes. A variable is live
+/// when something live reads it; then whatever defines or changes it is
+/// live (its `let`, every `+=` into it, every store into an array), and so
+/// is the control flow around a live statement (an `if`'s condition, a
+/// loop's range). Popping a tape field makes the matching pushed value live.
 fn eliminate_dead_code(func: &mut Func) {
-    for _ in 0..64 {
-        let live = live_reads(func);
-        let is_live = |v: &Var| live.get(v).copied().unwrap_or(0) > 0;
-        let mut changed = false;
-        dce_block(&mut func.body, &is_live, &mut changed);
-        if !changed {
+    let mut live: HashSet<Var> = HashSet::new();
+    let mut tape_fields: HashSet<(Var, usize)> = HashSet::new();
+    for y in func.body.yields.iter().filter_map(Operand::as_var) {
+        live.insert(y);
+    }
+    loop {
+        let before = (live.len(), tape_fields.len());
+        mark_block(&func.body, &mut live, &mut tape_fields);
+        if (live.len(), tape_fields.len()) == before {
             break;
         }
     }
+    sweep_block(&mut func.body, &live, &tape_fields);
 }
 
-fn dce_block(block: &mut Block, is_live: &dyn Fn(&Var) -> bool, changed: &mut bool) {
-    let before = block.stmts.len();
-    block.stmts.retain_mut(|stmt| match stmt {
-        Stmt::Let { var, expr } | Stmt::DeclMut { var, expr } => is_live(var) || !expr.is_pure(),
-        Stmt::Accum { var, .. } => is_live(var),
+fn add_operands<'a>(ops: impl IntoIterator<Item = &'a Operand>, live: &mut HashSet<Var>) {
+    live.extend(ops.into_iter().filter_map(Operand::as_var));
+}
+
+/// Marks from `block`; returns whether anything in it is live (has an effect
+/// that reaches a root).
+fn mark_block(
+    block: &Block,
+    live: &mut HashSet<Var>,
+    tape_fields: &mut HashSet<(Var, usize)>,
+) -> bool {
+    let mut any = false;
+    for stmt in &block.stmts {
+        any |= mark_stmt(stmt, live, tape_fields);
+    }
+    any
+}
+
+fn mark_stmt(
+    stmt: &Stmt,
+    live: &mut HashSet<Var>,
+    tape_fields: &mut HashSet<(Var, usize)>,
+) -> bool {
+    let is = |v: &Var, live: &HashSet<Var>| live.contains(v);
+    match stmt {
+        Stmt::Let { var, expr } | Stmt::DeclMut { var, expr } => {
+            if is(var, live) {
+                live.extend(expr.vars());
+                return true;
+            }
+            false
+        }
+        Stmt::Accum { var, expr } | Stmt::Assign { var, expr } => {
+            if is(var, live) {
+                live.extend(expr.vars());
+                return true;
+            }
+            false
+        }
         Stmt::LetTuple { vars, expr } => {
-            let replacement = match (&*expr, vars.as_slice()) {
-                (Expr::GradCall { func, args }, [value, grad]) if !is_live(grad) => Some((
-                    *value,
-                    Expr::Call {
-                        func: func.clone(),
-                        args: args.clone(),
-                    },
-                )),
-                _ => None,
+            if vars.iter().any(|v| is(v, live)) {
+                live.extend(expr.vars());
+                return true;
+            }
+            false
+        }
+        Stmt::AccumGrad { value, .. } => {
+            add_operands([value], live);
+            true
+        }
+        Stmt::PrepareGrad { .. } => true,
+        Stmt::AccumIndex {
+            target,
+            index,
+            expr,
+        } => {
+            let root = match target {
+                Target::Grad(_) => true,
+                Target::Var(v) => is(v, live),
             };
-            if let Some((var, expr)) = replacement {
-                *changed = true;
-                let live = is_live(&var);
-                *stmt = Stmt::Let { var, expr };
-                return live;
+            if root {
+                live.extend(expr.vars());
+                add_operands(index, live);
+            }
+            root
+        }
+        Stmt::LetArray { var, .. } | Stmt::Store { array: var, .. } => {
+            if is(var, live) {
+                live.extend(stmt.reads());
+                return true;
+            }
+            false
+        }
+        Stmt::TapeNew { tape } => is(tape, live),
+        Stmt::Pop { tape, vars } => {
+            let mut any = false;
+            for (k, v) in vars.iter().enumerate() {
+                if is(v, live) {
+                    tape_fields.insert((*tape, k));
+                    any = true;
+                }
+            }
+            if any {
+                live.insert(*tape);
+            }
+            any
+        }
+        Stmt::Push { tape, values } => {
+            let mut any = false;
+            for (k, value) in values.iter().enumerate() {
+                if tape_fields.contains(&(*tape, k)) {
+                    add_operands([value], live);
+                    any = true;
+                }
+            }
+            any
+        }
+        Stmt::If {
+            cond,
+            then_block,
+            else_block,
+            outs,
+        } => {
+            let mut any = mark_block(then_block, live, tape_fields);
+            any |= mark_block(else_block, live, tape_fields);
+            for (k, out) in outs.iter().enumerate() {
+                if is(out, live) {
+                    any = true;
+                    add_operands(then_block.yields.get(k), live);
+                    add_operands(else_block.yields.get(k), live);
+                }
+            }
+            if any {
+                add_operands([cond], live);
+            }
+            any
+        }
+        Stmt::Loop(l) => {
+            let mut any = false;
+            for (j, c) in l.carried.iter().enumerate() {
+                if is(&c.out, live) || is(&c.phi, live) {
+                    any = true;
+                    live.insert(c.phi);
+                    add_operands([&c.init], live);
+                    add_operands(l.body.yields.get(1 + j), live);
+                }
+            }
+            any |= mark_block(&l.body, live, tape_fields);
+            any |= l.count.is_some_and(|c| is(&c, live));
+            if any {
+                add_operands(l.header_operands(), live);
+                add_operands(l.body.yields.first(), live);
+            }
+            any
+        }
+    }
+}
+
+fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Var, usize)>) {
+    let is = |v: &Var| live.contains(v);
+    block.stmts.retain_mut(|stmt| match stmt {
+        Stmt::Let { var, .. } | Stmt::DeclMut { var, .. } => is(var),
+        Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => is(var),
+        Stmt::LetTuple { vars, expr } => {
+            if !vars.iter().any(is) {
+                return false;
+            }
+            // A callee's gradient nobody reads: call the function itself.
+            if let (Expr::GradCall { func, args }, [value, grad]) = (&*expr, vars.as_slice()) {
+                if !is(grad) {
+                    *stmt = Stmt::Let {
+                        var: *value,
+                        expr: Expr::Call {
+                            func: func.clone(),
+                            args: args.clone(),
+                        },
+                    };
+                }
             }
             true
         }
-        Stmt::AccumGrad { .. } => true,
+        Stmt::AccumGrad { .. } | Stmt::PrepareGrad { .. } => true,
+        Stmt::AccumIndex { target, .. } => match target {
+            Target::Grad(_) => true,
+            Target::Var(v) => is(v),
+        },
+        Stmt::LetArray { var, .. }
+        | Stmt::Store { array: var, .. }
+        | Stmt::TapeNew { tape: var } => is(var),
+        Stmt::Pop { tape, vars } => {
+            let keep: Vec<usize> = (0..vars.len())
+                .filter(|k| tape_fields.contains(&(*tape, *k)))
+                .collect();
+            *vars = keep.iter().map(|&k| vars[k]).collect();
+            !vars.is_empty()
+        }
+        Stmt::Push { tape, values } => {
+            let keep: Vec<usize> = (0..values.len())
+                .filter(|k| tape_fields.contains(&(*tape, *k)))
+                .collect();
+            *values = keep.iter().map(|&k| values[k].clone()).collect();
+            !values.is_empty()
+        }
         Stmt::If {
             then_block,
             else_block,
             outs,
             ..
         } => {
-            let mut i = 0;
-            while i < outs.len() {
-                if is_live(&outs[i]) {
-                    i += 1;
+            let mut k = 0;
+            while k < outs.len() {
+                if is(&outs[k]) {
+                    k += 1;
                 } else {
-                    *changed = true;
-                    outs.remove(i);
-                    then_block.yields.remove(i);
-                    else_block.yields.remove(i);
+                    outs.remove(k);
+                    then_block.yields.remove(k);
+                    else_block.yields.remove(k);
                 }
             }
-            dce_block(then_block, is_live, changed);
-            dce_block(else_block, is_live, changed);
+            sweep_block(then_block, live, tape_fields);
+            sweep_block(else_block, live, tape_fields);
             !(outs.is_empty() && then_block.stmts.is_empty() && else_block.stmts.is_empty())
         }
+        Stmt::Loop(l) => {
+            let mut j = 0;
+            while j < l.carried.len() {
+                let c = &l.carried[j];
+                if is(&c.out) || is(&c.phi) {
+                    j += 1;
+                } else {
+                    l.carried.remove(j);
+                    l.body.yields.remove(1 + j);
+                }
+            }
+            if l.count.is_some_and(|c| !is(&c)) {
+                l.count = None;
+            }
+            sweep_block(&mut l.body, live, tape_fields);
+            // A loop without effects or results is dead, whatever it computes;
+            // a `loop` that never ends is the user's, and kept.
+            let empty = l.carried.is_empty() && l.body.stmts.is_empty() && l.count.is_none();
+            !(empty && !matches!(l.kind, LoopKind::Loop))
+        }
     });
-    if block.stmts.len() != before {
-        *changed = true;
-    }
 }

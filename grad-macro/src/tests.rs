@@ -73,6 +73,7 @@ fn rule_func(rule: &'static Rule, ty: Ty) -> Func {
             origin: Origin::Param,
             active: !int,
             span: Span::call_site(),
+            shape: None,
         });
         func.params.push(Param {
             var,
@@ -117,6 +118,7 @@ fn rule_func(rule: &'static Rule, ty: Ty) -> Func {
         origin: Origin::Local,
         active: true,
         span: Span::call_site(),
+        shape: None,
     });
     func.body = Block {
         stmts: vec![Stmt::Let { var: out, expr }],
