@@ -63,6 +63,94 @@ pub mod prelude {
 pub mod __private {
     pub use grad_core::derivatives;
 
+    /// What a gradient struct's field can be: a float, an array of fields, a
+    /// `Vec` of fields (the gradient of a slice). Gives the generated
+    /// `Default`, `zero` and `+=` one definition for every shape.
+    pub trait GradField: Sized {
+        /// All zeros (an empty `Vec`: it is sized on first use).
+        fn zero_value() -> Self;
+        /// Sets every element to zero, keeping a `Vec`'s length.
+        fn zero_field(&mut self);
+        /// Adds `rhs` element by element; an empty `Vec` takes `rhs`.
+        fn add_field(&mut self, rhs: &Self);
+    }
+
+    macro_rules! float_field {
+        ($($t:ty),*) => {$(
+            impl GradField for $t {
+                #[inline]
+                fn zero_value() -> Self {
+                    0.0
+                }
+                #[inline]
+                fn zero_field(&mut self) {
+                    *self = 0.0;
+                }
+                #[inline]
+                fn add_field(&mut self, rhs: &Self) {
+                    *self += *rhs;
+                }
+            }
+        )*};
+    }
+    float_field!(f32, f64);
+
+    impl<T: GradField, const N: usize> GradField for [T; N] {
+        fn zero_value() -> Self {
+            core::array::from_fn(|_| T::zero_value())
+        }
+        fn zero_field(&mut self) {
+            self.iter_mut().for_each(T::zero_field);
+        }
+        fn add_field(&mut self, rhs: &Self) {
+            for (a, b) in self.iter_mut().zip(rhs) {
+                a.add_field(b);
+            }
+        }
+    }
+
+    impl<T: GradField + Clone> GradField for Vec<T> {
+        fn zero_value() -> Self {
+            Vec::new()
+        }
+        fn zero_field(&mut self) {
+            self.iter_mut().for_each(T::zero_field);
+        }
+        fn add_field(&mut self, rhs: &Self) {
+            if self.is_empty() {
+                self.extend(rhs.iter().cloned());
+                return;
+            }
+            assert_eq!(
+                self.len(),
+                rhs.len(),
+                "cannot add gradients of slices of different lengths ({} and {})",
+                self.len(),
+                rhs.len()
+            );
+            for (a, b) in self.iter_mut().zip(rhs) {
+                a.add_field(b);
+            }
+        }
+    }
+
+    /// Readies the gradient of slice parameter `name` (length `len`) before
+    /// `f_backward` adds into it: an empty `Vec` (from `Default`) is sized
+    /// with zeros; one of another non-zero length is a caller's mistake.
+    #[track_caller]
+    pub fn prepare_grad<T: GradField + Clone>(grad: &mut Vec<T>, len: usize, name: &str) {
+        if grad.len() == len {
+            return;
+        }
+        assert!(
+            grad.is_empty(),
+            "the gradient field `{name}` has length {} but the parameter `{name}` has length {len}; \
+             pass a gradient from `Default::default()` or one of the parameter's length",
+            grad.len()
+        );
+        grad.resize_with(len, T::zero_value);
+    }
+
     /// Positional access to a gradient struct: the component for the
     /// function's parameter number `I`. Lets a `#[differentiate]` function
     /// call through another without knowing the callee's parameter names.

@@ -251,9 +251,26 @@ impl<'a> Emitter<'a> {
         namer: &mut Namer,
         default_float: Ty,
     ) -> Self {
+        // Only variables that appear get names, so that the user's name goes
+        // to the first variable that is emitted with it.
+        let mut appears = HashSet::new();
+        let mut reads = vec![];
+        crate::ir::reads_in_block(&func.body, &mut reads);
+        appears.extend(reads);
+        crate::ir::walk_stmts(&func.body, &mut |s| {
+            appears.extend(s.defines());
+            if let Stmt::Loop(l) = s {
+                appears.extend(l.body_params());
+            }
+        });
         let mut names: Vec<Ident> = Vec::with_capacity(func.vars.len());
-        for info in &func.vars {
+        for (index, info) in func.vars.iter().enumerate() {
             let span = info.span;
+            let var = Var(index as u32);
+            if !appears.contains(&var) && info.origin != Origin::Param {
+                names.push(Ident::new("__unused", Span::call_site()));
+                continue;
+            }
             let name = match &info.origin {
                 Origin::Param if namer.forbidden.contains(&info.name) => namer.fresh(&info.name),
                 Origin::Param => {
@@ -320,11 +337,15 @@ impl<'a> Emitter<'a> {
         for v in reads {
             *self.live.entry(v).or_default() += 1;
         }
-        let mut mutable = HashSet::new();
-        crate::ir::walk_stmts(&self.func.body, &mut |s| {
-            if let Stmt::DeclMut { var, .. } = s {
+        // Values that change after they are defined: accumulators, arrays
+        // written to, loop phis (reassigned at the end of each iteration).
+        let mut mutable = self.mutated.clone();
+        crate::ir::walk_stmts(&self.func.body, &mut |s| match s {
+            Stmt::DeclMut { var, .. } => {
                 mutable.insert(*var);
             }
+            Stmt::Loop(l) => mutable.extend(l.carried.iter().map(|c| c.phi)),
+            _ => {}
         });
         let mut inline = HashMap::new();
         plan_block(
@@ -788,8 +809,13 @@ fn plan_block<'a>(
         named_ok.clear();
     }
     for stmt in &block.stmts {
-        if let Stmt::AccumGrad { value, .. } = stmt {
-            named_ok.extend(value.as_var());
+        match stmt {
+            Stmt::AccumGrad { value, .. } => named_ok.extend(value.as_var()),
+            Stmt::AccumIndex {
+                expr: Expr::Use(value),
+                ..
+            } => named_ok.extend(value.as_var()),
+            _ => {}
         }
     }
     for (i, stmt) in block.stmts.iter().enumerate() {
@@ -802,7 +828,11 @@ fn plan_block<'a>(
                     .stmts
                     .get(i + 1)
                     .is_some_and(|next| next.reads().contains(var));
-                let origin = &func.info(*var).origin;
+                // A recomputed copy of a temporary is a temporary too.
+                let mut origin = &func.info(*var).origin;
+                while let Origin::Export(of) = origin {
+                    origin = &func.info(*of).origin;
+                }
                 let foldable = match origin {
                     Origin::Temp => true,
                     Origin::Local | Origin::Adjoint(_) => named_ok.contains(var),
@@ -813,15 +843,11 @@ fn plan_block<'a>(
                     inline.insert(*var, expr);
                 }
             }
-            Stmt::If {
-                then_block,
-                else_block,
-                ..
-            } => {
-                plan_block(func, then_block, live, mutable, inline);
-                plan_block(func, else_block, live, mutable, inline);
+            other => {
+                for b in other.blocks() {
+                    plan_block(func, b, live, mutable, inline);
+                }
             }
-            _ => {}
         }
     }
 }

@@ -67,6 +67,9 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
             return fallback::emit(&item_fn, &companions, cx);
         }
     };
+    if std::env::var_os("GRAD_DEBUG_IR").is_some() {
+        eprintln!("primal:\n{primal}\nbackward:\n{backward}");
+    }
     simplify::simplify(&mut backward);
 
     let mut namer = Namer::new(item_fn.to_token_stream());

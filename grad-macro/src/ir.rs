@@ -402,14 +402,6 @@ impl Expr {
             _ => {}
         }
     }
-
-    /// Whether evaluating the expression twice, once, or not at all is
-    /// unobservable, so that CSE and dead-code elimination may touch it.
-    /// Calls of user functions are assumed pure: `#[differentiate]` functions
-    /// are mathematical functions of their arguments.
-    pub fn is_pure(&self) -> bool {
-        true
-    }
 }
 
 /// One statement.
@@ -682,18 +674,6 @@ impl Stmt {
     }
 
     /// The expression of this statement, if it has one.
-    pub fn expr(&self) -> Option<&Expr> {
-        match self {
-            Stmt::Let { expr, .. }
-            | Stmt::LetTuple { expr, .. }
-            | Stmt::DeclMut { expr, .. }
-            | Stmt::Accum { expr, .. }
-            | Stmt::AccumIndex { expr, .. }
-            | Stmt::Assign { expr, .. } => Some(expr),
-            _ => None,
-        }
-    }
-
     pub fn expr_mut(&mut self) -> Option<&mut Expr> {
         match self {
             Stmt::Let { expr, .. }

@@ -66,7 +66,19 @@ impl Companions<'_> {
         let fn_name = self.fn_name();
         let krate = self.krate;
         let fields: Vec<&Ident> = self.wrt.iter().map(|&i| &self.params[i].0).collect();
-        let types: Vec<&syn::Type> = self.wrt.iter().map(|&i| &self.params[i].1).collect();
+        let types: Vec<syn::Type> = self
+            .wrt
+            .iter()
+            .map(|&i| field_type(&self.params[i].1))
+            .collect();
+        let scalar: Vec<bool> = self
+            .wrt
+            .iter()
+            .map(|&i| crate::lower::array_shape(&self.params[i].1).is_none())
+            .collect();
+        let has_vec = types
+            .iter()
+            .any(|t| matches!(t, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Vec")));
         let field_docs = fields.iter().map(|f| format!("∂`{fn_name}`/∂`{f}`."));
         let doc = format!(
             "The gradient of [`{fn_name}`] with respect to {}: one field per differentiated parameter.\n\n\
@@ -74,33 +86,97 @@ impl Companions<'_> {
              [`{name}::zero`] resets one in place, like PyTorch's `grad.zero_()`.",
             self.wrt_list()
         );
-        let indices = self
+        // Positional access for calls from other functions: scalar parameters.
+        let arg_impls: Vec<TokenStream> = self
             .wrt
             .iter()
-            .map(|&i| proc_macro2::Literal::usize_unsuffixed(i));
+            .zip(&fields)
+            .zip(&types)
+            .zip(&scalar)
+            .filter(|(_, s)| **s)
+            .map(|(((i, f), t), _)| {
+                let index = proc_macro2::Literal::usize_unsuffixed(*i);
+                quote! {
+                    impl #krate::__private::ArgGrad<#index> for #name {
+                        type Output = #t;
+                        #[inline]
+                        fn arg_grad(&self) -> #t {
+                            self.#f
+                        }
+                    }
+                }
+            })
+            .collect();
+        // Scalar fields: derived `Default` and field-wise arithmetic. Slices and
+        // arrays: the runtime's `GradField` (any length, `Vec` sized on first use).
+        let (derives, impls) = if scalar.iter().all(|s| *s) {
+            (
+                quote!(
+                    ::core::fmt::Debug,
+                    ::core::clone::Clone,
+                    ::core::marker::Copy,
+                    ::core::cmp::PartialEq,
+                    ::core::default::Default
+                ),
+                quote! {
+                    impl #name {
+                        /// Sets every component to zero (PyTorch's `grad.zero_()`).
+                        #[inline]
+                        #[allow(dead_code)]
+                        pub fn zero(&mut self) {
+                            *self = <Self as ::core::default::Default>::default();
+                        }
+                    }
+
+                    impl ::core::ops::AddAssign for #name {
+                        #[inline]
+                        fn add_assign(&mut self, rhs: Self) {
+                            #( self.#fields += rhs.#fields; )*
+                        }
+                    }
+                },
+            )
+        } else {
+            let copy = (!has_vec).then(|| quote!(::core::marker::Copy,));
+            (
+                quote!(::core::fmt::Debug, ::core::clone::Clone, #copy ::core::cmp::PartialEq),
+                quote! {
+                    impl ::core::default::Default for #name {
+                        fn default() -> Self {
+                            Self {
+                                #( #fields: #krate::__private::GradField::zero_value(), )*
+                            }
+                        }
+                    }
+
+                    impl #name {
+                        /// Sets every component to zero, keeping the lengths of
+                        /// slice gradients (PyTorch's `grad.zero_()`).
+                        #[inline]
+                        #[allow(dead_code)]
+                        pub fn zero(&mut self) {
+                            #( #krate::__private::GradField::zero_field(&mut self.#fields); )*
+                        }
+                    }
+
+                    impl ::core::ops::AddAssign for #name {
+                        #[inline]
+                        fn add_assign(&mut self, rhs: Self) {
+                            #( #krate::__private::GradField::add_field(&mut self.#fields, &rhs.#fields); )*
+                        }
+                    }
+                },
+            )
+        };
         quote! {
             #[doc = #doc]
             #[allow(dead_code)]
-            #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq, ::core::default::Default)]
+            #[derive(#derives)]
             #vis struct #name {
                 #( #[doc = #field_docs] pub #fields: #types, )*
             }
 
-            impl #name {
-                /// Sets every component to zero (PyTorch's `grad.zero_()`).
-                #[inline]
-                #[allow(dead_code)]
-                pub fn zero(&mut self) {
-                    *self = <Self as ::core::default::Default>::default();
-                }
-            }
-
-            impl ::core::ops::AddAssign for #name {
-                #[inline]
-                fn add_assign(&mut self, rhs: Self) {
-                    #( self.#fields += rhs.#fields; )*
-                }
-            }
+            #impls
 
             impl ::core::ops::Add for #name {
                 type Output = Self;
@@ -111,15 +187,7 @@ impl Companions<'_> {
                 }
             }
 
-            #(
-                impl #krate::__private::ArgGrad<#indices> for #name {
-                    type Output = #types;
-                    #[inline]
-                    fn arg_grad(&self) -> #types {
-                        self.#fields
-                    }
-                }
-            )*
+            #(#arg_impls)*
         }
     }
 
@@ -212,5 +280,20 @@ impl Companions<'_> {
                 #body
             }
         }
+    }
+}
+
+/// The gradient field's type for a parameter's type: the same float or
+/// array type, `Vec<T>` for a slice `&[T]`.
+fn field_type(ty: &syn::Type) -> syn::Type {
+    match ty {
+        syn::Type::Reference(r) => match &*r.elem {
+            syn::Type::Slice(s) => {
+                let elem = &s.elem;
+                syn::parse_quote!(::std::vec::Vec<#elem>)
+            }
+            other => other.clone(),
+        },
+        other => other.clone(),
     }
 }

@@ -22,8 +22,8 @@ use crate::args::Args;
 use crate::chain;
 use crate::ctxt::Ctxt;
 use crate::ir::{
-    BinOp, Block, CallForm, Expr, FloatConst, Func, Operand, Origin, Param, Stmt, Ty, UnOp, Var,
-    VarInfo,
+    ArrayInit, BinOp, Block, CallForm, Carried, Expr, FloatConst, Func, Loop, LoopKind, Operand,
+    Origin, Param, RangeSpec, Shape, Stmt, Ty, UnOp, Var, VarInfo,
 };
 use crate::rules;
 
@@ -62,8 +62,44 @@ pub fn classify(ty: &syn::Type) -> Ty {
         },
         syn::Type::Paren(p) => classify(&p.elem),
         syn::Type::Group(g) => classify(&g.elem),
+        _ if array_shape(ty).is_some() => Ty::Array,
         _ => Ty::Other,
     }
+}
+
+/// The shape of a slice or array type (`&[f64]`, `[f64; N]`, `&[f64; N]`,
+/// `[[f64; N]; M]`, `&[[f64; N]]`), with scalar elements.
+pub fn array_shape(ty: &syn::Type) -> Option<Shape> {
+    fn dims(ty: &syn::Type, lens: &mut Vec<Option<syn::Expr>>) -> Option<Ty> {
+        match ty {
+            syn::Type::Array(a) => {
+                lens.push(Some(a.len.clone()));
+                dims(&a.elem, lens)
+            }
+            syn::Type::Paren(p) => dims(&p.elem, lens),
+            syn::Type::Group(g) => dims(&g.elem, lens),
+            other => match classify(other) {
+                t @ (Ty::F32 | Ty::F64 | Ty::Int | Ty::Bool) => Some(t),
+                _ => None,
+            },
+        }
+    }
+    let mut lens = vec![];
+    let inner = match ty {
+        syn::Type::Reference(r) => match &*r.elem {
+            syn::Type::Slice(s) => {
+                lens.push(None);
+                &*s.elem
+            }
+            other => other,
+        },
+        other => other,
+    };
+    if !matches!(inner, syn::Type::Array(_)) && lens.is_empty() {
+        return None;
+    }
+    let elem = dims(inner, &mut lens)?;
+    Some(Shape { elem, lens })
 }
 
 /// Checks the signature and lowers the body. Errors go to `cx`; the IR is
@@ -113,8 +149,7 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
 
     let frames = vec![Frame::of_block(&item.block, Tail::Value, false)];
     let mut body = Block::default();
-    let result = lowerer.lower_path(&mut body, frames, item.block.span());
-    body.yields = vec![result];
+    body.yields = lowerer.lower_path(&mut body, frames, item.block.span(), &Term::Function);
     lowerer.func.body = body;
     Some((lowerer.func, Signature { ret }))
 }
@@ -245,6 +280,83 @@ fn contains_return(e: &syn::Expr) -> bool {
     finder.0
 }
 
+/// Finds `break` and `continue` of the current loop: not inside nested
+/// loops, closures or items.
+#[derive(Default)]
+struct FindLoopExit(bool);
+
+impl<'ast> Visit<'ast> for FindLoopExit {
+    fn visit_expr_break(&mut self, _: &'ast syn::ExprBreak) {
+        self.0 = true;
+    }
+    fn visit_expr_continue(&mut self, _: &'ast syn::ExprContinue) {
+        self.0 = true;
+    }
+    fn visit_expr_return(&mut self, _: &'ast syn::ExprReturn) {
+        self.0 = true;
+    }
+    fn visit_expr_for_loop(&mut self, _: &'ast syn::ExprForLoop) {}
+    fn visit_expr_while(&mut self, _: &'ast syn::ExprWhile) {}
+    fn visit_expr_loop(&mut self, _: &'ast syn::ExprLoop) {}
+    fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+}
+
+/// Whether `e` ends the current path: a `return` (function) or a `break` /
+/// `continue` (loop body; a `return` there is reported at the return).
+fn contains_terminator(e: &syn::Expr, term: &Term) -> bool {
+    match term {
+        Term::Function => contains_return(e),
+        Term::Loop { .. } => {
+            let mut finder = FindLoopExit::default();
+            finder.visit_expr(e);
+            finder.0
+        }
+    }
+}
+
+/// The variables a loop body assigns (`x = …`, `x += …`), in order of first
+/// assignment; not looking into closures or items.
+#[derive(Default)]
+struct FindAssigned(Vec<syn::Ident>);
+
+impl FindAssigned {
+    fn target(&mut self, e: &syn::Expr) {
+        if let syn::Expr::Path(p) = e {
+            if let Some(ident) = p.path.get_ident() {
+                if !self.0.contains(ident) {
+                    self.0.push(ident.clone());
+                }
+            }
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for FindAssigned {
+    fn visit_expr_assign(&mut self, a: &'ast syn::ExprAssign) {
+        self.target(&a.left);
+        syn::visit::visit_expr_assign(self, a);
+    }
+    fn visit_expr_binary(&mut self, b: &'ast syn::ExprBinary) {
+        if compound_op(&b.op).is_some() {
+            self.target(&b.left);
+        }
+        syn::visit::visit_expr_binary(self, b);
+    }
+    fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+}
+
+/// What ends a path of the code being lowered.
+#[derive(Clone)]
+enum Term {
+    /// The function: a path ends in the value it returns.
+    Function,
+    /// A loop body: a path ends in `keep_going` and the next values of the
+    /// carried variables (their bindings at that point).
+    Loop { carried: Vec<String> },
+}
+
 type Scope = BTreeMap<String, Var>;
 
 struct Lowerer<'a> {
@@ -286,16 +398,27 @@ impl<'s> Lowerer<'_> {
                     syn::Ident::new("_", other.span())
                 }
             };
+            if let syn::Type::Reference(r) = &*pat_type.ty {
+                if r.mutability.is_some() {
+                    bad_param = true;
+                    self.cx.error_spanned_by(
+                        &pat_type.ty,
+                        "#[differentiate] does not support `&mut` parameters (the function must be a pure function of its inputs); take the value or a `&` reference and return the result",
+                    );
+                }
+            }
             let ty = classify(&pat_type.ty);
+            let shape = array_shape(&pat_type.ty);
+            let float_array = shape.as_ref().is_some_and(|s| s.elem.is_float());
             let var = self.func.new_var(VarInfo {
                 name: ident.to_string(),
                 ty,
                 origin: Origin::Param,
                 active: false,
                 span: ident.span(),
-                shape: None,
+                shape,
             });
-            if ty.is_float() {
+            if ty.is_float() || float_array {
                 float_params.push(self.func.params.len());
             }
             self.scopes[0].insert(ident.to_string(), var);
@@ -333,13 +456,18 @@ impl<'s> Lowerer<'_> {
                             name,
                             format!("`wrt` names `{name}`, which is not a parameter of `{}`", sig.ident),
                         ),
-                        Some(p) if !classify(&p.ty).is_float() => self.cx.error_spanned_by(
-                            name,
-                            format!(
-                                "`{name}` has type `{}`; only `f64` and `f32` parameters can be differentiated",
-                                p.ty.to_token_stream()
-                            ),
-                        ),
+                        Some(p)
+                            if !classify(&p.ty).is_float()
+                                && !array_shape(&p.ty).is_some_and(|s| s.elem.is_float()) =>
+                        {
+                            self.cx.error_spanned_by(
+                                name,
+                                format!(
+                                    "`{name}` has type `{}`; only `f64` and `f32` parameters (and slices and arrays of them) can be differentiated",
+                                    p.ty.to_token_stream()
+                                ),
+                            )
+                        }
                         Some(p) if p.wrt => self.cx.error_spanned_by(name, format!("`{name}` is listed twice in `wrt`")),
                         Some(p) => p.wrt = true,
                     }
@@ -357,24 +485,43 @@ impl<'s> Lowerer<'_> {
 
     // ---------------------------------------------------------------- paths
 
-    /// Lowers the rest of the function along one path; returns the value the
-    /// path returns.
+    /// What a loop-body path yields when it ends: whether to go on, and the
+    /// carried variables' current values.
+    fn loop_exit(&self, keep: bool, carried: &[String]) -> Vec<Operand> {
+        let mut yields = vec![Operand::Lit(
+            syn::LitBool::new(keep, Span::call_site()).into(),
+        )];
+        for name in carried {
+            let value = self
+                .lookup(name)
+                .map_or(Operand::float(0.0), |(_, v)| Operand::Var(v));
+            yields.push(value);
+        }
+        yields
+    }
+
+    /// Lowers the rest of the function (or loop body) along one path; returns
+    /// what the path yields (see [`Term`]).
     fn lower_path(
         &mut self,
         block: &mut Block,
         mut frames: Vec<Frame<'s>>,
         body_span: Span,
-    ) -> Operand
+        term: &Term,
+    ) -> Vec<Operand>
     where
         Self: 's,
     {
         loop {
             let Some(frame) = frames.last_mut() else {
+                if let Term::Loop { carried } = term {
+                    return self.loop_exit(true, carried);
+                }
                 self.cx.error_spanned_by(
                     quote::quote_spanned!(body_span=> {}),
                     "this path of the function ends without a value; end the body with the value to return",
                 );
-                return Operand::float(0.0);
+                return vec![Operand::float(0.0)];
             };
             let Some(&item) = frame.items.get(frame.pos) else {
                 if frame.scoped {
@@ -403,7 +550,7 @@ impl<'s> Lowerer<'_> {
                 Item::Stmt(syn::Stmt::Macro(m)) => {
                     let value = self.lower_macro(block, &m.mac);
                     if is_last && m.semi_token.is_none() && frame_tail == Tail::Value {
-                        return value;
+                        return vec![value];
                     }
                     continue;
                 }
@@ -413,20 +560,45 @@ impl<'s> Lowerer<'_> {
             } else {
                 Tail::Discard
             };
-            if let syn::Expr::Return(r) = expr {
-                return match &r.expr {
-                    Some(e) => self.lower_expr(block, e),
-                    None => {
-                        self.cx
-                            .error_spanned_by(r, "`return` needs the value to return");
-                        Operand::float(0.0)
+            match (expr, term) {
+                (syn::Expr::Return(r), Term::Function) => {
+                    return match &r.expr {
+                        Some(e) => vec![self.lower_expr(block, e)],
+                        None => {
+                            self.cx
+                                .error_spanned_by(r, "`return` needs the value to return");
+                            vec![Operand::float(0.0)]
+                        }
+                    };
+                }
+                (syn::Expr::Return(r), Term::Loop { carried }) => {
+                    self.cx.error_spanned_by(
+                        r,
+                        "`return` inside a loop is not supported yet; `break` out of the loop and return after it",
+                    );
+                    return self.loop_exit(false, carried);
+                }
+                (syn::Expr::Break(b), Term::Loop { carried }) => {
+                    if let Some(l) = &b.label {
+                        self.cx.error_spanned_by(l, "labelled `break` is not supported yet; restructure the loops with a flag");
                     }
-                };
+                    if let Some(v) = &b.expr {
+                        self.cx.error_spanned_by(v, "`break` with a value is not supported; assign the value to a variable before `break`");
+                    }
+                    return self.loop_exit(false, carried);
+                }
+                (syn::Expr::Continue(c), Term::Loop { carried }) => {
+                    if let Some(l) = &c.label {
+                        self.cx.error_spanned_by(l, "labelled `continue` is not supported yet; restructure the loops with a flag");
+                    }
+                    return self.loop_exit(true, carried);
+                }
+                _ => {}
             }
-            if contains_return(expr) {
+            if contains_terminator(expr, term) {
                 match expr {
                     syn::Expr::If(ei) => {
-                        return self.lower_returning_if(block, ei, frames, tail, body_span)
+                        return self.lower_terminating_if(block, ei, frames, tail, body_span, term)
                     }
                     syn::Expr::Block(b) if b.label.is_none() => {
                         self.scopes.push(Scope::new());
@@ -435,29 +607,33 @@ impl<'s> Lowerer<'_> {
                     }
                     syn::Expr::Paren(_) | syn::Expr::Group(_) => {}
                     _ => {
-                        self.cx.error_spanned_by(
-                            expr,
-                            "`return` is supported only as a statement, in the function body or in an `if`/`else` branch; compute the value into a variable instead",
-                        );
+                        let what = match term {
+                            Term::Function => "`return` is supported only as a statement, in the function body or in an `if`/`else` branch; compute the value into a variable instead",
+                            Term::Loop { .. } => "`break`, `continue` and `return` are supported only as statements, in the loop body or in an `if`/`else` branch",
+                        };
+                        self.cx.error_spanned_by(expr, what);
                         continue;
                     }
                 }
             }
             if tail == Tail::Value {
-                return self.lower_expr(block, expr);
+                return vec![self.lower_expr(block, expr)];
             }
             self.lower_stmt_expr(block, expr);
         }
     }
 
-    fn lower_returning_if(
+    /// An `if` that ends paths: the rest of the code is lowered into each
+    /// branch, and the `if` yields what every path yields.
+    fn lower_terminating_if(
         &mut self,
         block: &mut Block,
         ei: &'s syn::ExprIf,
         frames: Vec<Frame<'s>>,
         tail: Tail,
         body_span: Span,
-    ) -> Operand {
+        term: &Term,
+    ) -> Vec<Operand> {
         let cond = self.lower_cond(block, &ei.cond);
         let saved = self.scopes.clone();
 
@@ -465,7 +641,7 @@ impl<'s> Lowerer<'_> {
         then_frames.push(Frame::of_block(&ei.then_branch, tail, true));
         self.scopes.push(Scope::new());
         let mut then_block = Block::default();
-        let then_value = self.lower_path(&mut then_block, then_frames, body_span);
+        let then_values = self.lower_path(&mut then_block, then_frames, body_span, term);
         self.scopes = saved.clone();
 
         let mut else_frames = frames;
@@ -485,24 +661,36 @@ impl<'s> Lowerer<'_> {
             },
         }
         let mut else_block = Block::default();
-        let else_value = self.lower_path(&mut else_block, else_frames, body_span);
+        let else_values = self.lower_path(&mut else_block, else_frames, body_span, term);
         self.scopes = saved;
 
-        let ty = Ty::join([
-            self.func.operand_ty(&then_value),
-            self.func.operand_ty(&else_value),
-        ]);
-        let active = self.func.is_active(&then_value) || self.func.is_active(&else_value);
-        let out = self.new_var("ret", ty, Origin::Local, active, ei.if_token.span);
-        then_block.yields = vec![then_value];
-        else_block.yields = vec![else_value];
+        let names: Vec<String> = match term {
+            Term::Function => vec!["ret".into()],
+            Term::Loop { carried } => std::iter::once("keep".to_string())
+                .chain(carried.iter().cloned())
+                .collect(),
+        };
+        let mut outs = vec![];
+        for ((t, e), name) in then_values.iter().zip(&else_values).zip(&names) {
+            let ty = Ty::join([self.func.operand_ty(t), self.func.operand_ty(e)]);
+            let active = self.func.is_active(t) || self.func.is_active(e);
+            let origin = if name == "keep" {
+                Origin::Temp
+            } else {
+                Origin::Local
+            };
+            outs.push(self.new_var(name, ty, origin, active, ei.if_token.span));
+        }
+        then_block.yields = then_values;
+        else_block.yields = else_values;
+        let values = outs.iter().map(|v| Operand::Var(*v)).collect();
         block.stmts.push(Stmt::If {
             cond,
             then_block,
             else_block,
-            outs: vec![out],
+            outs,
         });
-        Operand::Var(out)
+        values
     }
 
     // ------------------------------------------------------------ statements
@@ -541,7 +729,12 @@ impl<'s> Lowerer<'_> {
         value: Operand,
         declared: Option<Ty>,
     ) -> Var {
-        let value_ty = self.func.operand_ty(&value);
+        let value_ty = match &value {
+            // `f64::NEG_INFINITY`, `std::f32::consts::PI`: the type is in the path.
+            Operand::Path(p) if p.segments.iter().any(|s| s.ident == "f64") => Ty::F64,
+            Operand::Path(p) if p.segments.iter().any(|s| s.ident == "f32") => Ty::F32,
+            other => self.func.operand_ty(other),
+        };
         let ty = match declared {
             Some(t) if t != Ty::Other => t,
             _ => value_ty,
@@ -607,6 +800,10 @@ impl<'s> Lowerer<'_> {
             );
             return;
         }
+        if matches!(&*init.expr, syn::Expr::Repeat(_) | syn::Expr::Array(_)) {
+            self.lower_local_array(block, ident, &init.expr);
+            return;
+        }
         let value = self.lower_expr(block, &init.expr);
         let var = self.bind(block, ident, value, declared);
         if let Some(scope) = self.scopes.last_mut() {
@@ -614,9 +811,604 @@ impl<'s> Lowerer<'_> {
         }
     }
 
+    /// `match s { p1 => a, p2 if g => b, _ => c }` as
+    /// `if matches!(s, p1) { a } else if matches!(s, p2) && g { b } else { c }`.
+    /// The scrutinee must not be differentiated (it is re-read per arm,
+    /// which is harmless for the variables, constants and integer
+    /// expressions a `match` tests).
+    fn desugar_match(&mut self, m: &syn::ExprMatch) -> Option<syn::ExprIf> {
+        let scrutinee = &m.expr;
+        let Some((last, rest)) = m.arms.split_last() else {
+            self.cx
+                .error_spanned_by(m, "a `match` needs at least one arm");
+            return None;
+        };
+        let mut ok = true;
+        for arm in &m.arms {
+            let catch_all = matches!(&arm.pat, syn::Pat::Wild(_));
+            let is_last = std::ptr::eq(arm, last);
+            if let Some(b) = binding_in(&arm.pat) {
+                self.cx.error_spanned_by(b, "patterns that bind values are not supported in a #[differentiate] body; match on constants, ranges and enum variants, or use `_`");
+                ok = false;
+            }
+            if is_last && arm.guard.is_some() && !catch_all {
+                self.cx.error_spanned_by(
+                    &arm.pat,
+                    "end the `match` with an arm without a guard (`_ => …`)",
+                );
+                ok = false;
+            }
+            if contains_return(&arm.body) || {
+                let mut f = FindLoopExit::default();
+                f.visit_expr(&arm.body);
+                f.0
+            } {
+                self.cx.error_spanned_by(&arm.body, "`return`, `break` and `continue` inside `match` arms are not supported yet; write the `match` as an `if`/`else` chain");
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let block_of = |e: &syn::Expr| -> syn::Block {
+            match e {
+                syn::Expr::Block(b) if b.label.is_none() => b.block.clone(),
+                other => syn::parse_quote!({ #other }),
+            }
+        };
+        let mut else_branch: syn::Expr = syn::Expr::Block(syn::ExprBlock {
+            attrs: vec![],
+            label: None,
+            block: block_of(&last.body),
+        });
+        for arm in rest.iter().rev() {
+            let pat = &arm.pat;
+            let cond: syn::Expr = match &arm.guard {
+                Some((_, guard)) => {
+                    syn::parse_quote!(::core::matches!(#scrutinee, #pat) && (#guard))
+                }
+                None => syn::parse_quote!(::core::matches!(#scrutinee, #pat)),
+            };
+            let then_branch = block_of(&arm.body);
+            else_branch = syn::Expr::If(syn::ExprIf {
+                attrs: vec![],
+                if_token: Default::default(),
+                cond: Box::new(cond),
+                then_branch,
+                else_branch: Some((Default::default(), Box::new(else_branch))),
+            });
+        }
+        match else_branch {
+            syn::Expr::If(ei) => Some(ei),
+            // A single arm: `if true { arm } else { arm }` keeps one code path.
+            other => Some(syn::parse_quote!(if true #other else #other)),
+        }
+    }
+
+    fn any_wrt(&self) -> bool {
+        self.func.params.iter().any(|p| p.wrt)
+    }
+
+    /// `let h = [fill; n];`, `[[fill; n]; m]`, `[a, b, c]`: local storage.
+    fn lower_local_array(&mut self, block: &mut Block, ident: &syn::Ident, e: &syn::Expr) {
+        let mut lens = vec![];
+        let mut fill = e;
+        while let syn::Expr::Repeat(r) = fill {
+            lens.push((*r.len).clone());
+            fill = &r.expr;
+        }
+        let init = if lens.is_empty() {
+            let syn::Expr::Array(items) = e else { return };
+            let items: Vec<Operand> = items
+                .elems
+                .iter()
+                .map(|i| self.lower_expr(block, i))
+                .collect();
+            let n = proc_macro2::Literal::usize_unsuffixed(items.len());
+            lens.push(syn::parse_quote!(#n));
+            ArrayInit::List(items)
+        } else {
+            if matches!(fill, syn::Expr::Array(_)) {
+                self.cx.error_spanned_by(
+                    fill,
+                    "repeat a scalar (`[0.0; n]`, `[[0.0; n]; m]`) to make a local array",
+                );
+                return;
+            }
+            let value = self.lower_expr(block, fill);
+            if self.func.is_active(&value) {
+                self.cx.error_spanned_by(
+                    fill,
+                    "an array repeating a differentiated value is not supported; start from a constant (`[0.0; n]`) and assign the elements",
+                );
+            }
+            ArrayInit::Repeat {
+                fill: value,
+                lens: lens.clone(),
+            }
+        };
+        let elem = match &init {
+            ArrayInit::Repeat { fill, .. } => self.func.operand_ty(fill),
+            ArrayInit::List(items) => Ty::join(items.iter().map(|i| self.func.operand_ty(i))),
+        };
+        let elem = if elem == Ty::Float {
+            self.default_float
+        } else {
+            elem
+        };
+        let active = elem.is_float() && self.any_wrt();
+        let var = self.func.new_var(VarInfo {
+            name: ident.to_string(),
+            ty: Ty::Array,
+            origin: Origin::Local,
+            active,
+            span: ident.span(),
+            shape: Some(Shape {
+                elem,
+                lens: lens.into_iter().map(Some).collect(),
+            }),
+        });
+        block.stmts.push(Stmt::LetArray { var, init });
+        if let Some(scope) = self.scopes.last_mut() {
+            scope.insert(ident.to_string(), var);
+        }
+    }
+
+    /// The array variable `e` names, if it names one.
+    fn array_var(&self, e: &syn::Expr) -> Option<Var> {
+        match e {
+            syn::Expr::Path(p) => {
+                let ident = p.path.get_ident()?;
+                let (_, var) = self.lookup(&ident.to_string())?;
+                (self.func.info(var).ty == Ty::Array).then_some(var)
+            }
+            syn::Expr::Paren(p) => self.array_var(&p.expr),
+            syn::Expr::Reference(r) => self.array_var(&r.expr),
+            _ => None,
+        }
+    }
+
+    /// `a[i][j]`: the array and the lowered indices, all dimensions given.
+    fn element(&mut self, block: &mut Block, e: &syn::Expr) -> Option<(Var, Vec<Operand>)> {
+        let mut indices = vec![];
+        let mut base = e;
+        while let syn::Expr::Index(ix) = base {
+            indices.push(&*ix.index);
+            base = &ix.expr;
+        }
+        indices.reverse();
+        let Some(array) = self.array_var(base) else {
+            self.cx.error_spanned_by(
+                base,
+                "only slice and array parameters and local arrays can be indexed in a #[differentiate] body",
+            );
+            return None;
+        };
+        let rank = self.func.info(array).shape.as_ref().map_or(1, Shape::rank);
+        if indices.len() != rank {
+            self.cx.error_spanned_by(
+                e,
+                format!("index every dimension of this array (it has {rank}); rows cannot be taken as values"),
+            );
+            return None;
+        }
+        if let Some(r) = indices.iter().find(|i| matches!(i, syn::Expr::Range(_))) {
+            self.cx.error_spanned_by(
+                r,
+                "slicing with a range is not supported in a #[differentiate] body; index single elements in a loop",
+            );
+            return None;
+        }
+        let index = indices
+            .into_iter()
+            .map(|i| self.lower_expr(block, i))
+            .collect();
+        Some((array, index))
+    }
+
+    /// `a[i] = value;`
+    fn store(&mut self, block: &mut Block, target: &syn::Expr, value: Operand) {
+        let Some((array, index)) = self.element(block, target) else {
+            return;
+        };
+        if self.func.info(array).origin == Origin::Param {
+            self.cx.error_spanned_by(
+                target,
+                "parameters cannot be assigned to; copy the values into a local array (`let mut h = [0.0; n];`)",
+            );
+            return;
+        }
+        block.stmts.push(Stmt::Store {
+            array,
+            index,
+            value,
+        });
+    }
+
+    // ---------------------------------------------------------------- loops
+
+    /// `for`, `while` and `loop`: the variables the body assigns are carried
+    /// from one iteration to the next; their values after the loop are the
+    /// loop's outs.
+    fn lower_loop(&mut self, block: &mut Block, e: &syn::Expr) {
+        let (label, body) = match e {
+            syn::Expr::ForLoop(f) => (&f.label, &f.body),
+            syn::Expr::While(w) => (&w.label, &w.body),
+            syn::Expr::Loop(l) => (&l.label, &l.body),
+            _ => return,
+        };
+        if let Some(label) = label {
+            self.cx.error_spanned_by(
+                label,
+                "loop labels are not supported yet; restructure the loops with a flag",
+            );
+        }
+
+        // The header is evaluated once, before the loop.
+        let mut element_of: Vec<(syn::Ident, Var, bool)> = vec![];
+        let mut index_name: Option<syn::Ident> = None;
+        let kind_header = match e {
+            syn::Expr::ForLoop(f) => {
+                match self.for_header(block, f, &mut element_of, &mut index_name) {
+                    Some(h) => Some(h),
+                    None => return,
+                }
+            }
+            _ => None,
+        };
+
+        // Carried variables: assigned in the body, declared outside it.
+        let mut finder = FindAssigned::default();
+        finder.visit_block(body);
+        if let syn::Expr::While(w) = e {
+            finder.visit_expr(&w.cond);
+        }
+        let carried_names: Vec<(String, usize, Var)> = finder
+            .0
+            .iter()
+            .filter_map(|i| {
+                let name = i.to_string();
+                self.lookup(&name).map(|(depth, var)| (name, depth, var))
+            })
+            .filter(|(_, _, var)| self.func.info(*var).ty != Ty::Array)
+            .collect();
+        let saved = self.scopes.clone();
+        let any_wrt = self.any_wrt();
+        let mut loop_scope = Scope::new();
+        let mut carried = vec![];
+        for (name, _, init) in &carried_names {
+            let info = self.func.info(*init).clone();
+            // Conservative: a float (or a constant of unknown type) carried
+            // through a loop may pick up a dependence in a later iteration.
+            let active = (info.ty.is_float() || info.ty == Ty::Other) && any_wrt;
+            let phi = self.new_var(name, info.ty, Origin::Local, active, info.span);
+            loop_scope.insert(name.clone(), phi);
+            carried.push((Operand::Var(*init), phi));
+        }
+        self.scopes.push(loop_scope);
+
+        let mut body_block = Block::default();
+        let mut kind = LoopKind::Loop;
+        if let Some((range, var)) = kind_header {
+            if let Some(scope) = self.scopes.last_mut() {
+                if let Some(name) = &index_name {
+                    scope.insert(name.to_string(), var);
+                }
+            }
+            for (name, array, _) in &element_of {
+                let info = self.func.info(*array);
+                let elem = info.shape.as_ref().map_or(Ty::Other, |s| s.elem);
+                let active = info.active && elem.is_float();
+                let value = self.emit(
+                    &mut body_block,
+                    Expr::Index {
+                        array: *array,
+                        index: vec![Operand::Var(var)],
+                    },
+                    elem,
+                    active,
+                    name.span(),
+                );
+                if let Operand::Var(v) = value {
+                    let info = self.func.info_mut(v);
+                    info.origin = Origin::Local;
+                    info.name = name.to_string();
+                    if let Some(scope) = self.scopes.last_mut() {
+                        scope.insert(name.to_string(), v);
+                    }
+                }
+            }
+            kind = LoopKind::For { var, range };
+        }
+
+        let term = Term::Loop {
+            carried: carried_names.iter().map(|(n, _, _)| n.clone()).collect(),
+        };
+        let frames = vec![Frame::of_block(body, Tail::Discard, true)];
+        self.scopes.push(Scope::new());
+        let yields = match e {
+            syn::Expr::While(w) => {
+                let cond = self.lower_cond(&mut body_block, &w.cond);
+                let exit = self.loop_exit(
+                    false,
+                    match &term {
+                        Term::Loop { carried } => carried,
+                        Term::Function => &[],
+                    },
+                );
+                let mut then_block = Block::default();
+                let then_yields = self.lower_path(&mut then_block, frames, body.span(), &term);
+                then_block.yields = then_yields;
+                let else_block = Block {
+                    stmts: vec![],
+                    yields: exit,
+                };
+                let mut outs = vec![];
+                for (k, (t, e)) in then_block.yields.iter().zip(&else_block.yields).enumerate() {
+                    let ty = Ty::join([self.func.operand_ty(t), self.func.operand_ty(e)]);
+                    let active = self.func.is_active(t) || self.func.is_active(e);
+                    let name = if k == 0 {
+                        "keep".to_string()
+                    } else {
+                        carried_names[k - 1].0.clone()
+                    };
+                    outs.push(self.new_var(&name, ty, Origin::Local, active, w.while_token.span));
+                }
+                let values = outs.iter().map(|v| Operand::Var(*v)).collect();
+                body_block.stmts.push(Stmt::If {
+                    cond,
+                    then_block,
+                    else_block,
+                    outs,
+                });
+                values
+            }
+            _ => self.lower_path(&mut body_block, frames, body.span(), &term),
+        };
+        body_block.yields = yields;
+        self.scopes = saved;
+
+        let mut carried_ir = vec![];
+        for ((name, depth, _), (init, phi)) in carried_names.iter().zip(carried) {
+            let info = self.func.info(phi).clone();
+            let out = self.new_var(name, info.ty, Origin::Local, info.active, info.span);
+            self.scopes[*depth].insert(name.clone(), out);
+            carried_ir.push(Carried { init, phi, out });
+        }
+        block.stmts.push(Stmt::Loop(Box::new(Loop {
+            kind,
+            carried: carried_ir,
+            body: body_block,
+            count: None,
+        })));
+    }
+
+    /// The range a `for` loop runs over and its loop variable; for loops over
+    /// slices, the loop runs over the indices and `elements` gets the
+    /// element bindings (name, array).
+    fn for_header(
+        &mut self,
+        block: &mut Block,
+        f: &syn::ExprForLoop,
+        elements: &mut Vec<(syn::Ident, Var, bool)>,
+        index_name: &mut Option<syn::Ident>,
+    ) -> Option<(RangeSpec, Var)> {
+        let mut iter = &*f.expr;
+        let mut rev = false;
+        let mut step = None;
+        // Peel `.rev()` and `.step_by(k)` (in that order from the outside).
+        if let syn::Expr::MethodCall(mc) = iter {
+            if mc.method == "rev" && mc.args.is_empty() {
+                rev = true;
+                iter = &mc.receiver;
+            }
+        }
+        if let syn::Expr::MethodCall(mc) = iter {
+            if mc.method == "step_by" && mc.args.len() == 1 {
+                step = Some(&mc.args[0]);
+                iter = &mc.receiver;
+            }
+        }
+        if let syn::Expr::MethodCall(mc) = iter {
+            if mc.method == "rev" {
+                self.cx.error_spanned_by(
+                    &mc.method,
+                    "write `.step_by(k).rev()` (the steps of the range, reversed) rather than `.rev().step_by(k)`",
+                );
+                return None;
+            }
+        }
+        while let syn::Expr::Paren(p) = iter {
+            iter = &p.expr;
+        }
+        let int_var = |this: &mut Self, name: &str, span: Span| {
+            this.new_var(name, Ty::Int, Origin::Local, false, span)
+        };
+
+        if let syn::Expr::Range(r) = iter {
+            let (Some(start), Some(end)) = (&r.start, &r.end) else {
+                self.cx
+                    .error_spanned_by(r, "a `for` range needs both ends (`a..b` or `a..=b`)");
+                return None;
+            };
+            let start = self.lower_expr(block, start);
+            let end = self.lower_expr(block, end);
+            let step = step.map(|s| self.lower_expr(block, s));
+            let inclusive = matches!(r.limits, syn::RangeLimits::Closed(_));
+            let var = match &*f.pat {
+                syn::Pat::Ident(p) if p.subpat.is_none() => {
+                    let v = int_var(self, &p.ident.to_string(), p.ident.span());
+                    *index_name = Some(p.ident.clone());
+                    v
+                }
+                syn::Pat::Wild(w) => int_var(self, "i", w.underscore_token.span),
+                other => {
+                    self.cx.error_spanned_by(
+                        other,
+                        "bind the loop variable to a name (`for i in 0..n`)",
+                    );
+                    return None;
+                }
+            };
+            return Some((
+                RangeSpec {
+                    start,
+                    end,
+                    inclusive,
+                    step,
+                    rev,
+                },
+                var,
+            ));
+        }
+
+        // Iteration over slices: `x.iter()`, `&x`, `x`, with `.zip(..)` and
+        // `.enumerate()`; runs over the indices.
+        if step.is_some() {
+            self.cx.error_spanned_by(&f.expr, "`.step_by` is supported on ranges; write `for i in (0..x.len()).step_by(k)` and index `x[i]`");
+            return None;
+        }
+        let mut enumerate = false;
+        let mut source = iter;
+        if let syn::Expr::MethodCall(mc) = source {
+            if mc.method == "enumerate" && mc.args.is_empty() {
+                enumerate = true;
+                source = &mc.receiver;
+            }
+        }
+        let mut arrays = vec![];
+        if !self.collect_zip(source, &mut arrays) {
+            self.cx.error_spanned_by(
+                &f.expr,
+                "a #[differentiate] `for` loop runs over a range (`0..n`, `(a..=b).rev()`, `(0..n).step_by(k)`) or over slices (`x.iter()`, `x.iter().zip(y.iter())`, `.enumerate()`)",
+            );
+            return None;
+        }
+        // The patterns: `xi`, `(i, xi)`, `(a, b)`, `(i, (a, b))`, with `&`.
+        let mut pat = &*f.pat;
+        let mut index_ident = None;
+        if enumerate {
+            let syn::Pat::Tuple(t) = pat else {
+                self.cx
+                    .error_spanned_by(pat, "bind `.enumerate()` as `(i, x)`");
+                return None;
+            };
+            if t.elems.len() != 2 {
+                self.cx
+                    .error_spanned_by(pat, "bind `.enumerate()` as `(i, x)`");
+                return None;
+            }
+            match &t.elems[0] {
+                syn::Pat::Ident(p) => index_ident = Some(p.ident.clone()),
+                syn::Pat::Wild(_) => {}
+                other => {
+                    self.cx.error_spanned_by(other, "bind the index to a name");
+                    return None;
+                }
+            }
+            pat = &t.elems[1];
+        }
+        let names = match (pat, arrays.len()) {
+            (syn::Pat::Tuple(t), n) if n > 1 && t.elems.len() == n => t.elems.iter().collect(),
+            (p, 1) => vec![p],
+            (other, _) => {
+                self.cx
+                    .error_spanned_by(other, "bind one name per zipped slice (`(a, b)`)");
+                return None;
+            }
+        };
+        for (p, array) in names.into_iter().zip(&arrays) {
+            let p = match p {
+                syn::Pat::Reference(r) => &*r.pat,
+                other => other,
+            };
+            match p {
+                syn::Pat::Ident(i) if i.subpat.is_none() => {
+                    let rank = self.func.info(*array).shape.as_ref().map_or(1, Shape::rank);
+                    if rank != 1 {
+                        self.cx.error_spanned_by(i, "iterating over the rows of a 2-D array is not supported; loop over the indices (`for j in 0..w.len()`) and index `w[j][k]`");
+                        return None;
+                    }
+                    elements.push((i.ident.clone(), *array, true));
+                }
+                syn::Pat::Wild(_) => {}
+                other => {
+                    self.cx
+                        .error_spanned_by(other, "bind the element to a name");
+                    return None;
+                }
+            }
+        }
+        let mut end = self.emit(block, Expr::Len(arrays[0]), Ty::Int, false, f.expr.span());
+        for a in &arrays[1..] {
+            let len = self.emit(block, Expr::Len(*a), Ty::Int, false, f.expr.span());
+            let rule = rules::lookup("min", CallForm::Method)?;
+            end = self.prim(
+                None,
+                block,
+                rule,
+                CallForm::Method,
+                vec![end, len],
+                f.expr.span(),
+            );
+        }
+        let var = match &index_ident {
+            Some(i) => {
+                *index_name = Some(i.clone());
+                int_var(self, &i.to_string(), i.span())
+            }
+            None => int_var(self, "i", f.for_token.span),
+        };
+        let zero = Operand::Lit(syn::parse_quote!(0));
+        Some((
+            RangeSpec {
+                start: zero,
+                end,
+                inclusive: false,
+                step: None,
+                rev,
+            },
+            var,
+        ))
+    }
+
+    /// `x.iter()`, `&x`, `x`, `a.zip(b)`: the arrays iterated in lockstep.
+    fn collect_zip(&self, e: &syn::Expr, arrays: &mut Vec<Var>) -> bool {
+        match e {
+            syn::Expr::MethodCall(mc) if mc.method == "zip" && mc.args.len() == 1 => {
+                self.collect_zip(&mc.receiver, arrays) && self.collect_zip(&mc.args[0], arrays)
+            }
+            syn::Expr::MethodCall(mc)
+                if (mc.method == "iter" || mc.method == "into_iter") && mc.args.is_empty() =>
+            {
+                self.collect_zip(&mc.receiver, arrays)
+            }
+            other => match self.array_var(other) {
+                Some(a) => {
+                    arrays.push(a);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
     /// An expression whose value is discarded: assignments, `if` statements, blocks.
     fn lower_stmt_expr(&mut self, block: &mut Block, e: &syn::Expr) {
         match e {
+            syn::Expr::Assign(a) if matches!(&*a.left, syn::Expr::Index(_)) => {
+                let value = self.lower_expr(block, &a.right);
+                self.store(block, &a.left, value);
+            }
+            syn::Expr::Binary(b)
+                if compound_op(&b.op).is_some() && matches!(&*b.left, syn::Expr::Index(_)) =>
+            {
+                let Some(op) = compound_op(&b.op) else { return };
+                let current = self.lower_expr(block, &b.left);
+                let rhs = self.lower_expr(block, &b.right);
+                let value = self.binary(block, op, current, rhs, b.op.span());
+                self.store(block, &b.left, value);
+            }
             syn::Expr::Assign(a) => {
                 let value = self.lower_expr(block, &a.right);
                 self.assign(block, &a.left, value);
@@ -627,6 +1419,14 @@ impl<'s> Lowerer<'_> {
                 let rhs = self.lower_expr(block, &b.right);
                 let value = self.binary(block, op, current, rhs, b.op.span());
                 self.assign(block, &b.left, value);
+            }
+            syn::Expr::ForLoop(_) | syn::Expr::While(_) | syn::Expr::Loop(_) => {
+                self.lower_loop(block, e);
+            }
+            syn::Expr::Match(m) => {
+                if let Some(ei) = self.desugar_match(m) {
+                    self.lower_if(block, &ei, false);
+                }
             }
             syn::Expr::If(ei) => {
                 self.lower_if(block, ei, false);
@@ -790,6 +1590,45 @@ impl<'s> Lowerer<'_> {
     }
 
     fn lower_macro(&mut self, block: &mut Block, mac: &syn::Macro) -> Operand {
+        if mac
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "matches")
+        {
+            let parsed = mac.parse_body_with(|input: syn::parse::ParseStream| {
+                let e: syn::Expr = input.parse()?;
+                input.parse::<syn::Token![,]>()?;
+                let pat = syn::Pat::parse_multi_with_leading_vert(input)?;
+                if input.peek(syn::Token![if]) {
+                    return Err(input.error("guards in `matches!` are not supported here; write `matches!(x, p) && guard`"));
+                }
+                input.parse::<Option<syn::Token![,]>>()?;
+                Ok((e, pat))
+            });
+            return match parsed {
+                Ok((e, pat)) => {
+                    let operand = self.lower_expr(block, &e);
+                    if self.func.is_active(&operand) {
+                        self.cx.error_spanned_by(&e, "`matches!` on a differentiated value is not supported; compare it with `<`, `==`, …");
+                    }
+                    if let Some(b) = binding_in(&pat) {
+                        self.cx.error_spanned_by(b, "patterns that bind values are not supported in a #[differentiate] body; match on constants, ranges and enum variants");
+                    }
+                    self.emit(
+                        block,
+                        Expr::Matches { operand, pat },
+                        Ty::Bool,
+                        false,
+                        mac.span(),
+                    )
+                }
+                Err(e) => {
+                    self.cx.syn_error(e);
+                    Operand::Lit(syn::parse_quote!(false))
+                }
+            };
+        }
         if mac.path.segments.last().is_some_and(|s| s.ident == "chain") {
             match chain::desugar(mac.tokens.clone()) {
                 Ok(e) => return self.lower_expr(block, &e),
@@ -800,7 +1639,7 @@ impl<'s> Lowerer<'_> {
         } else {
             self.cx.error_spanned_by(
                 mac,
-                "macros other than `chain!` are not supported in a #[differentiate] body; compute the value in a separate function",
+                "macros other than `chain!` and `matches!` are not supported in a #[differentiate] body; compute the value in a separate function",
             );
         }
         Operand::float(0.0)
@@ -908,9 +1747,24 @@ impl<'s> Lowerer<'_> {
             syn::Expr::If(ei) => self
                 .lower_if(block, ei, true)
                 .unwrap_or_else(|| Operand::float(0.0)),
+            syn::Expr::Match(m) => match self.desugar_match(m) {
+                Some(ei) => self
+                    .lower_if(block, &ei, true)
+                    .unwrap_or_else(|| Operand::float(0.0)),
+                None => Operand::float(0.0),
+            },
             syn::Expr::MethodCall(mc) => self.lower_method_call(block, mc),
             syn::Expr::Call(c) => self.lower_call(block, c),
             syn::Expr::Macro(m) => self.lower_macro(block, &m.mac),
+            syn::Expr::Index(_) => match self.element(block, e) {
+                Some((array, index)) => {
+                    let info = self.func.info(array);
+                    let elem = info.shape.as_ref().map_or(Ty::Other, |s| s.elem);
+                    let active = info.active && elem.is_float();
+                    self.emit(block, Expr::Index { array, index }, elem, active, e.span())
+                }
+                None => Operand::float(0.0),
+            },
             syn::Expr::Field(f) => {
                 let base = self.lower_expr(block, &f.base);
                 if self.func.is_active(&base) {
@@ -940,6 +1794,12 @@ impl<'s> Lowerer<'_> {
         if p.qself.is_none() {
             if let Some(ident) = p.path.get_ident() {
                 if let Some((_, var)) = self.lookup(&ident.to_string()) {
+                    if self.func.info(var).ty == Ty::Array {
+                        self.cx.error_spanned_by(
+                            p,
+                            "a slice or array can be indexed (`x[i]`), measured (`x.len()`) or iterated (`for xi in x.iter()`) in a #[differentiate] body, not used as a value; pass its elements",
+                        );
+                    }
                     return Operand::Var(var);
                 }
             }
@@ -1044,6 +1904,16 @@ impl<'s> Lowerer<'_> {
     }
 
     fn lower_method_call(&mut self, block: &mut Block, mc: &syn::ExprMethodCall) -> Operand {
+        if let Some(array) = self.array_var(&mc.receiver) {
+            if mc.method == "len" && mc.args.is_empty() {
+                return self.emit(block, Expr::Len(array), Ty::Int, false, mc.span());
+            }
+            self.cx.error_spanned_by(
+                &mc.method,
+                format!("`.{}()` on a slice or array is not supported in a #[differentiate] body; index it (`x[i]`) or iterate it in a `for` loop", mc.method),
+            );
+            return Operand::float(0.0);
+        }
         let receiver = self.lower_expr(block, &mc.receiver);
         let mut args = vec![receiver.clone()];
         for a in &mc.args {
@@ -1266,4 +2136,25 @@ fn unsupported_message(e: &syn::Expr) -> String {
         _ => "this expression is not supported in a #[differentiate] body",
     };
     what.to_string()
+}
+
+/// The first binding (`v`, not a constant or a unit variant) in a pattern.
+fn binding_in(pat: &syn::Pat) -> Option<&syn::Ident> {
+    struct Find<'a>(Option<&'a syn::Ident>);
+    impl<'a> Visit<'a> for Find<'a> {
+        fn visit_pat_ident(&mut self, p: &'a syn::PatIdent) {
+            // Rust style names constants and variants in UpperCamelCase or
+            // SCREAMING_CASE; a lower-case name is a fresh binding.
+            if p.ident
+                .to_string()
+                .starts_with(|c: char| c.is_lowercase() || c == '_')
+            {
+                self.0.get_or_insert(&p.ident);
+            }
+            syn::visit::visit_pat_ident(self, p);
+        }
+    }
+    let mut find = Find(None);
+    find.visit_pat(pat);
+    find.0
 }

@@ -530,6 +530,9 @@ impl Reverse<'_> {
             (_, None) => LoopKind::Loop,
         };
         let mut recompute = strip_pushes(&forward_body);
+        // Stores into arrays from outside the loop are not replayed: the
+        // arrays already hold what the forward loop wrote.
+        strip_outer_stores(&mut recompute, &declared_here);
         recompute.yields.clear();
         recompute.stmts.retain(|s| match s {
             Stmt::Let { var, .. } => !checkpoint.contains(var),
@@ -837,6 +840,17 @@ fn strip_pushes(block: &Block) -> Block {
     }
     strip(&mut block);
     block
+}
+
+fn strip_outer_stores(block: &mut Block, local: &HashSet<Var>) {
+    block
+        .stmts
+        .retain(|s| !matches!(s, Stmt::Store { array, .. } if !local.contains(array)));
+    for s in &mut block.stmts {
+        for b in s.blocks_mut() {
+            strip_outer_stores(b, local);
+        }
+    }
 }
 
 /// Renames the variables `block` defines (including loop variables, phis and

@@ -27,6 +27,7 @@ pub fn simplify(func: &mut Func) {
         let stored = stored_arrays(&func.body);
         cse_block(&mut func.body, &mut HashMap::new(), &stored);
         propagate_copies(func);
+        forward_accumulator_copies(&mut func.body);
         sink_accumulators(func);
         eliminate_dead_code(func);
         if format!("{}", func.body) == before {
@@ -275,6 +276,69 @@ fn expr_key(expr: &Expr) -> String {
     match expr {
         Expr::Prim { form, .. } => format!("{expr} {form:?}"),
         _ => expr.to_string(),
+    }
+}
+
+/// `let a = d;` where `d` is an accumulator that nothing changes afterwards
+/// in the block: read `d` directly. A loop hands an adjoint to the previous
+/// iteration with `d = a;`, which is a no-op when `a` is still `d`'s value.
+fn forward_accumulator_copies(block: &mut Block) {
+    for b in block.stmts.iter_mut().flat_map(|s| s.blocks_mut()) {
+        forward_accumulator_copies(b);
+    }
+    let writes = |s: &Stmt, d: Var| {
+        let mut found = false;
+        let mut check = |s: &Stmt| {
+            if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } | Stmt::DeclMut { var, .. } =
+                s
+            {
+                found |= *var == d;
+            }
+        };
+        check(s);
+        for b in s.blocks() {
+            walk_stmts(b, &mut check);
+        }
+        found
+    };
+    let mut i = 0;
+    while i < block.stmts.len() {
+        let Stmt::Let {
+            var: copy,
+            expr: Expr::Use(Operand::Var(d)),
+        } = block.stmts[i]
+        else {
+            i += 1;
+            continue;
+        };
+        // Drop `d = copy;` while `d` still holds `copy`.
+        let mut j = i + 1;
+        while j < block.stmts.len() {
+            match &block.stmts[j] {
+                Stmt::Assign {
+                    var,
+                    expr: Expr::Use(Operand::Var(v)),
+                } if *var == d && *v == copy => {
+                    block.stmts.remove(j);
+                    continue;
+                }
+                s if writes(s, d) => break,
+                _ => j += 1,
+            }
+        }
+        let written_later = block.stmts[i + 1..].iter().any(|s| writes(s, d));
+        if written_later {
+            i += 1;
+            continue;
+        }
+        block.stmts.remove(i);
+        let mut rest = Block {
+            stmts: block.stmts.split_off(i),
+            yields: std::mem::take(&mut block.yields),
+        };
+        substitute_block(&mut rest, &|v| (v == copy).then_some(Operand::Var(d)));
+        block.stmts.extend(rest.stmts);
+        block.yields = rest.yields;
     }
 }
 

@@ -75,23 +75,23 @@ Repeated calls accumulate, like PyTorch's `.grad` over repeated `backward()`; re
 #[allow(dead_code, clippy::too_many_arguments, unused_variables)]
 pub fn bce_loss_backward(y_pred: f64, target: f64, grad: &mut BceLossGrad) -> f64 {
     let prediction = clamp::<f64>(y_pred, 1e-7, 0.9999999);
-    let __t2 = prediction.ln();
-    let __t4 = 1.0 - target;
-    let __t5 = 1.0 - prediction;
-    let __t6 = __t5.ln();
-    let __d_t4 = -__t6;
-    let __d_t6 = -__t4;
-    let __d_t5 = __d_t6 * (1.0 / __t5);
-    let mut __d_prediction = -__d_t5;
-    let mut __d_target = -__d_t4;
-    __d_target += -__t2;
-    let __d_t2 = -target;
-    __d_prediction += __d_t2 * (1.0 / prediction);
+    let __t1 = prediction.ln();
+    let __t3 = 1.0 - target;
+    let __t4 = 1.0 - prediction;
+    let __t5 = __t4.ln();
+    let __d_t3 = -__t5;
+    let __d_t5 = -__t3;
+    let __d_t4 = __d_t5 * (1.0 / __t4);
+    let mut __d_prediction = -__d_t4;
+    let mut __d_target = -__d_t3;
+    __d_target += -__t1;
+    let __d_t1 = -target;
+    __d_prediction += __d_t1 * (1.0 / prediction);
     grad.y_pred
         += __d_prediction
             * ::grad::__private::derivatives::clamp_grad(y_pred, 1e-7, 0.9999999);
     grad.target += __d_target;
-    -(target * __t2 + __t4 * __t6)
+    -(target * __t1 + __t3 * __t5)
 }
 pub fn neuron(w: f64, b: f64, x: f64, target: f64) -> f64 {
     let y_pred = sigmoid(w * x + b);
