@@ -605,7 +605,12 @@ impl<'s> Lowerer<'_> {
                         frames.push(Frame::of_block(&b.block, tail, true));
                         continue;
                     }
-                    syn::Expr::Paren(_) | syn::Expr::Group(_) => {}
+                    // A loop reports a `return` in its body itself.
+                    syn::Expr::Paren(_)
+                    | syn::Expr::Group(_)
+                    | syn::Expr::ForLoop(_)
+                    | syn::Expr::While(_)
+                    | syn::Expr::Loop(_) => {}
                     _ => {
                         let what = match term {
                             Term::Function => "`return` is supported only as a statement, in the function body or in an `if`/`else` branch; compute the value into a variable instead",

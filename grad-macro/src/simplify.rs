@@ -673,7 +673,7 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
             // A loop without effects or results is dead, whatever it computes;
             // a `loop` that never ends is the user's, and kept.
             let empty = l.carried.is_empty() && l.body.stmts.is_empty() && l.count.is_none();
-            !(empty && !matches!(l.kind, LoopKind::Loop))
+            !empty || matches!(l.kind, LoopKind::Loop)
         }
     });
 }

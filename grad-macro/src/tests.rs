@@ -311,7 +311,7 @@ fn errors_are_all_reported_together() {
         quote!(wrt(x, q)),
         quote! {
             fn f(x: f64) -> f64 {
-                let a = match 1 { _ => x };
+                let a = unsafe { x };
                 let b = |t: f64| t;
                 x.to_degrees() + a
             }
@@ -319,7 +319,7 @@ fn errors_are_all_reported_together() {
     );
     assert_eq!(errors.len(), 4, "{errors:#?}");
     assert!(errors[0].contains("`wrt` names `q`"));
-    assert!(errors.iter().any(|e| e.contains("`match`")));
+    assert!(errors.iter().any(|e| e.contains("`unsafe`")));
     assert!(errors.iter().any(|e| e.contains("closures")));
     assert!(errors.iter().any(|e| e.contains("to_degrees")));
 }
