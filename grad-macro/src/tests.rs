@@ -450,9 +450,7 @@ fn expansion_of_a_body_with_errors_keeps_the_function_and_stubs() {
         quote!(),
         quote!(
             fn f(x: f64) -> f64 {
-                match 1 {
-                    _ => x,
-                }
+                unsafe { x }
             }
         ),
     );
