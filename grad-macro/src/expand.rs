@@ -60,7 +60,7 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         _ => return fallback::emit(&item_fn, &companions, cx),
     };
 
-    let mut backward = match reverse::reverse(&primal) {
+    let (mut backward, suspicious) = match reverse::reverse(&primal) {
         Ok(f) => f,
         Err((span, message)) => {
             cx.syn_error(syn::Error::new(span, message));
@@ -71,6 +71,10 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         eprintln!("primal:\n{primal}\nbackward:\n{backward}");
     }
     simplify::simplify(&mut backward);
+    if let Err((span, message)) = reverse::check_recomputed_reads(&backward, &suspicious) {
+        cx.syn_error(syn::Error::new(span, message));
+        return fallback::emit(&item_fn, &companions, cx);
+    }
 
     let mut namer = Namer::new(item_fn.to_token_stream());
     // A parameter named like a callee's companion (`h_grad` beside a call of

@@ -42,13 +42,17 @@ use crate::rules::{self, Formula};
 /// An error of the transform, spanned on the user's tokens where it has any.
 pub type Error = (Span, String);
 
-/// Builds the IR of the `_backward` companion.
-pub fn reverse(primal: &Func) -> Result<Func, Error> {
+/// Builds the IR of the `_backward` companion. Besides the function, returns
+/// the recomputed reads that may see an overwritten array: after
+/// simplification, any of them still present is an error (see
+/// [`check_recomputed_reads`]).
+pub fn reverse(primal: &Func) -> Result<(Func, Vec<(Var, Span)>), Error> {
     let mut func = primal.clone();
     let mut pass = Reverse {
         func: &mut func,
         adjoints: HashMap::new(),
         tapes: vec![],
+        suspicious: vec![],
     };
     // Local float arrays get their adjoint arrays up front: in a loop, a
     // store is reversed before the load (of a later iteration) that reads it.
@@ -102,11 +106,28 @@ pub fn reverse(primal: &Func) -> Result<Func, Error> {
             });
         }
     }
+    let suspicious = std::mem::take(&mut pass.suspicious);
     func.body = Block {
         stmts,
         yields: forward.yields,
     };
-    Ok(func)
+    Ok((func, suspicious))
+}
+
+/// A read of an array that the loop (or later code) overwrites, nested in an
+/// `if` or an inner loop, cannot be recomputed and is not recorded. Most
+/// such reads feed only sums, whose derivatives do not need them, and the
+/// simplifier removes their recomputation; one that survives is an error.
+pub fn check_recomputed_reads(func: &Func, suspicious: &[(Var, Span)]) -> Result<(), Error> {
+    let mut defined = HashSet::new();
+    walk_stmts(&func.body, &mut |s| defined.extend(s.defines()));
+    match suspicious.iter().find(|(v, _)| defined.contains(v)) {
+        Some((_, span)) => Err((
+            *span,
+            "grad cannot yet differentiate this read: the array is overwritten later in the loop (or after it), and the read is nested inside an `if` or an inner loop; read the element into a variable at the top level of the loop body".into(),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// What a block's reverse code must know about its surroundings to decide
@@ -154,6 +175,8 @@ struct Reverse<'f> {
     adjoints: HashMap<Var, Var>,
     /// Every tape, declared at the start of the function.
     tapes: Vec<Var>,
+    /// Recomputed nested reads of overwritten arrays (see `check_recomputed_reads`).
+    suspicious: Vec<(Var, Span)>,
 }
 
 impl Reverse<'_> {
@@ -450,28 +473,21 @@ impl Reverse<'_> {
                 }
             }
         }
-        // Loads of such arrays deeper inside the body could not be restored.
+        // Loads of such arrays deeper inside the body cannot be restored.
+        let mut nested_unsafe = vec![];
         for stmt in &l.body.stmts {
             for b in stmt.blocks() {
-                let mut bad = None;
                 walk_stmts(b, &mut |s| {
                     if let Stmt::Let {
                         var,
                         expr: Expr::Index { array, .. },
                     } = s
                     {
-                        if unsafe_arrays.contains(array) && bad.is_none() {
-                            bad = Some(*var);
+                        if unsafe_arrays.contains(array) {
+                            nested_unsafe.push(*var);
                         }
                     }
                 });
-                if let Some(var) = bad {
-                    let info = self.func.info(var);
-                    return Err((
-                        info.span,
-                        "grad cannot yet differentiate this read: the array is overwritten later in the loop (or after it), and the read is nested inside an `if` or an inner loop; read the element into a variable at the top level of the loop body".into(),
-                    ));
-                }
             }
         }
 
@@ -557,6 +573,11 @@ impl Reverse<'_> {
             renamed.insert(v, Operand::Var(new));
         }
         rename_definitions(&mut recompute, &renamed);
+        for v in nested_unsafe {
+            if let Some(Operand::Var(copy)) = renamed.get(&v) {
+                self.suspicious.push((*copy, self.func.info(v).span));
+            }
+        }
         substitute_block(&mut recompute, &|v| renamed.get(&v).cloned());
         let mut body_rev = Block {
             stmts: body_rev,

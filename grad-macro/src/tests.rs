@@ -35,8 +35,9 @@ fn lower_fn(attr: TokenStream, item: TokenStream) -> Func {
 }
 
 fn backward(func: &Func) -> Func {
-    let mut b = reverse::reverse(func).expect("reverse");
+    let (mut b, suspicious) = reverse::reverse(func).expect("reverse");
     simplify::simplify(&mut b);
+    reverse::check_recomputed_reads(&b, &suspicious).expect("no unrecorded read");
     b
 }
 
@@ -612,4 +613,203 @@ fn expansion_snapshots() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+// ------------------------------------------------------------------ loops
+
+/// The flat list of float inputs in `args` (arrays row-major).
+fn flatten(args: &[Val<f64>]) -> Vec<f64> {
+    fn go(v: &Val<f64>, out: &mut Vec<f64>) {
+        match v {
+            Val::F(x) => out.push(*x),
+            Val::Arr(items) => items.iter().for_each(|i| go(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = vec![];
+    args.iter().for_each(|a| go(a, &mut out));
+    out
+}
+
+/// `args` with its float inputs replaced, in order, by `flat`.
+fn refill(args: &[Val<f64>], flat: &[f64]) -> Vec<Val<f64>> {
+    fn go(v: &Val<f64>, flat: &mut std::slice::Iter<f64>) -> Val<f64> {
+        match v {
+            Val::F(_) => Val::F(*flat.next().expect("enough inputs")),
+            Val::Arr(items) => Val::Arr(items.iter().map(|i| go(i, flat)).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut it = flat.iter();
+    args.iter().map(|a| go(a, &mut it)).collect()
+}
+
+fn floats(xs: &[f64]) -> Val<f64> {
+    Val::Arr(xs.iter().map(|&x| Val::F(x)).collect())
+}
+
+/// Runs the transform on `item` and checks its gradient against finite
+/// differences of the primal, both through the interpreter.
+fn check_through_interpreter(item: TokenStream, args: &[Val<f64>]) {
+    let f = lower_fn(quote!(), item);
+    let b = backward(&f);
+    let (value, grad) = interp::run(&b, args);
+    let (primal, _) = interp::run(&f, args);
+    assert_eq!(value, primal, "the companion's value is the function's");
+    // Gradients of integer parameters are not part of `flatten`.
+    let x = flatten(args);
+    let g: Vec<f64> = {
+        let mut out = vec![];
+        let mut k = 0;
+        for a in args {
+            let n = flatten(std::slice::from_ref(a)).len();
+            let is_float = matches!(a, Val::F(_) | Val::Arr(_));
+            if is_float {
+                out.extend_from_slice(&grad[k..k + n]);
+            }
+            k += if is_float { n } else { 1 };
+        }
+        out
+    };
+    let primal_at = |xs: &[f64]| interp::run(&f, &refill(args, xs)).0;
+    grad_core::check::assert_gradient(primal_at, &x, &g);
+}
+
+#[test]
+fn reductions_recurrences_and_products_through_loops() {
+    let x = floats(&[0.3, -1.2, 0.8, 2.0]);
+    check_through_interpreter(
+        quote!(
+            fn f(w: f64, x: &[f64]) -> f64 {
+                let mut s = 0.0;
+                for i in 0..x.len() {
+                    s += (w * x[i]).sin();
+                }
+                s
+            }
+        ),
+        &[Val::F(0.7), x.clone()],
+    );
+    check_through_interpreter(
+        quote!(
+            fn f(w: f64, x: &[f64]) -> f64 {
+                let mut h = 0.0;
+                for xi in x.iter() {
+                    h = (h * w + xi).tanh();
+                }
+                h
+            }
+        ),
+        &[Val::F(0.7), x.clone()],
+    );
+    check_through_interpreter(
+        quote!(
+            fn f(x: &[f64]) -> f64 {
+                let mut p = 1.0;
+                let mut m = f64::NEG_INFINITY;
+                for i in (0..x.len()).rev() {
+                    p *= x[i];
+                    m = m.max(x[i] * p);
+                }
+                p + m
+            }
+        ),
+        &[x],
+    );
+}
+
+#[test]
+fn break_continue_while_and_local_arrays() {
+    let w = floats(&[0.5, -0.3, 1.2]);
+    check_through_interpreter(
+        quote!(
+            fn f(x: f64, w: [f64; 3]) -> f64 {
+                let mut acc = 0.0;
+                let mut i = 0;
+                loop {
+                    if i >= 3 {
+                        break;
+                    }
+                    if w[i] < 0.0 {
+                        i += 1;
+                        continue;
+                    }
+                    acc = acc * x + w[i];
+                    i += 1;
+                }
+                let mut h = [0.0; 3];
+                for j in 0..3 {
+                    h[j] = (w[j] * x).sin();
+                }
+                let mut y = x;
+                while y < 10.0 {
+                    y = y * 1.7 + h[1];
+                }
+                acc + y
+            }
+        ),
+        &[Val::F(0.9), w],
+    );
+    check_through_interpreter(
+        quote!(
+            fn f(w: [[f64; 2]; 3], x: &[f64]) -> f64 {
+                let mut out = 0.0;
+                for s in 0..2 {
+                    let mut h = [0.0; 3];
+                    for j in 0..3 {
+                        for k in 0..2 {
+                            h[j] += w[j][k] * x[s * 2 + k];
+                        }
+                    }
+                    for j in 0..3 {
+                        out += h[j].tanh() * x[s * 2];
+                    }
+                }
+                out
+            }
+        ),
+        &[
+            Val::Arr(vec![
+                floats(&[0.1, 0.2]),
+                floats(&[-0.3, 0.4]),
+                floats(&[0.5, -0.6]),
+            ]),
+            floats(&[0.7, -1.1, 0.4, 0.9]),
+        ],
+    );
+}
+
+#[test]
+fn a_reduction_keeps_no_tape_and_a_recurrence_keeps_one_value() {
+    let reduction = backward(&lower_fn(
+        quote!(),
+        quote!(
+            fn f(w: f64, x: &[f64]) -> f64 {
+                let mut s = 0.0;
+                for i in 0..x.len() {
+                    s += (w * x[i]).sin();
+                }
+                s
+            }
+        ),
+    ));
+    assert!(!reduction.to_string().contains("tape"), "{reduction}");
+    let recurrence = backward(&lower_fn(
+        quote!(),
+        quote!(
+            fn f(w: f64, x: &[f64]) -> f64 {
+                let mut h = 0.0;
+                for i in 0..x.len() {
+                    h = (h * w + x[i]).tanh();
+                }
+                h
+            }
+        ),
+    ));
+    let text = recurrence.to_string();
+    assert_eq!(text.matches("= tape").count(), 1, "{text}");
+    assert!(
+        text.contains("push %") && !text.contains(", %") || text.matches("push").count() == 1,
+        "{text}"
+    );
 }
