@@ -227,3 +227,68 @@ fn single_numbers() {
         assert_gradient(|v: &[f32]| single(v[0], v[1]), &[x, y], &[g.x, g.y]);
     }
 }
+
+/// Loops: a reduction over a slice, a recurrence, a product with `while`,
+/// `break`/`continue`, `match`, local arrays and a 2-D array parameter.
+#[derive(Clone, Copy)]
+enum Activation {
+    Tanh,
+    Identity,
+}
+
+// The index loop over `k` is how a 2-D weight is read in a #[differentiate]
+// body (rows cannot be iterated yet); the allow is for this, the user's own
+// function, and does not reach the generated companions, which are separate
+// items that clippy checks in full.
+#[allow(clippy::needless_range_loop)]
+#[differentiate(wrt(w, b))]
+fn loops(w: [[f64; 2]; 3], b: f64, x: &[f64], act: Activation) -> f64 {
+    let mut total = 0.0;
+    for (s, xs) in x.iter().enumerate() {
+        let mut h = [0.0; 3];
+        for j in 0..3 {
+            for k in 0..2 {
+                h[j] += w[j][k] * xs * (k + 1) as f64;
+            }
+        }
+        for hj in h.iter() {
+            let a = match act {
+                Activation::Tanh => (hj + b).tanh(),
+                Activation::Identity => hj + b,
+            };
+            if s % 2 == 1 {
+                continue;
+            }
+            total += a * a;
+        }
+    }
+    let mut state = b;
+    let mut steps = 0;
+    while steps < 4 {
+        state = (state * w[0][0] + 0.5).tanh();
+        steps += 1;
+        if state > 10.0 {
+            break;
+        }
+    }
+    total + state
+}
+
+#[test]
+fn loops_numbers() {
+    let x = [0.5, -1.0, 2.0];
+    for act in [Activation::Tanh, Activation::Identity] {
+        let w = [[0.1, -0.2], [0.3, 0.4], [-0.5, 0.6]];
+        let (value, g) = loops_grad(w, 0.2, &x, act);
+        assert_eq!(value, loops(w, 0.2, &x, act));
+        let flat: Vec<f64> = w.iter().flatten().copied().chain([0.2]).collect();
+        let mut analytic: Vec<f64> = g.w.iter().flatten().copied().collect();
+        analytic.push(g.b);
+        let unflat = |p: &[f64]| [[p[0], p[1]], [p[2], p[3]], [p[4], p[5]]];
+        assert_gradient(
+            |p: &[f64]| loops(unflat(p), p[6], &x, act),
+            &flat,
+            &analytic,
+        );
+    }
+}

@@ -289,7 +289,24 @@ impl<'a> Emitter<'a> {
                 Origin::CalleeGrad => {
                     namer.fresh(&format!("__{}", info.name.trim_start_matches("r#")))
                 }
-                Origin::Export(of) => names[of.0 as usize].to_string(),
+                // A value passed out of a branch, or a recomputed copy: the
+                // original's name (its scope has ended), or, if the original
+                // is not emitted, a name of its own kind.
+                Origin::Export(of) if appears.contains(of) => names[of.0 as usize].to_string(),
+                Origin::Export(of) => {
+                    let mut root = *of;
+                    while let Origin::Export(next) = &func.info(root).origin {
+                        root = *next;
+                    }
+                    let root_info = func.info(root);
+                    match &root_info.origin {
+                        Origin::Local | Origin::Param => namer.claim(&root_info.name),
+                        Origin::Adjoint(_) | Origin::CalleeGrad => {
+                            namer.fresh(&format!("__{}", root_info.name.trim_start_matches("r#")))
+                        }
+                        _ => namer.numbered("__t"),
+                    }
+                }
             };
             let span = match info.origin {
                 Origin::Param | Origin::Local | Origin::Export(_) => span,
