@@ -402,9 +402,7 @@ impl Reverse<'_> {
     ) -> Vec<Stmt> {
         let mut defined = BTreeSet::new();
         for stmt in &branch.stmts {
-            if !matches!(stmt, Stmt::LetArray { .. }) {
-                defined.extend(stmt.defines());
-            }
+            defined.extend(stmt.defines());
         }
         let mut read = vec![];
         let mut rev_block = Block {
@@ -418,7 +416,22 @@ impl Reverse<'_> {
                 continue;
             }
             let mut info = self.func.info(var).clone();
-            let placeholder = placeholder(&info);
+            let placeholder = match &info.shape {
+                // A local array: the other branch yields zeros of its shape.
+                Some(shape) if info.ty == Ty::Array => {
+                    let zeros = self.func.new_var(info.clone());
+                    let lens = shape.lens.iter().flatten().cloned().collect();
+                    other.stmts.push(Stmt::LetArray {
+                        var: zeros,
+                        init: ArrayInit::Repeat {
+                            fill: Operand::float(0.0),
+                            lens,
+                        },
+                    });
+                    Operand::Var(zeros)
+                }
+                _ => placeholder(&info),
+            };
             info.origin = Origin::Export(var);
             let out = self.func.new_var(info);
             branch.yields.push(Operand::Var(var));
