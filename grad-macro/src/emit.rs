@@ -242,6 +242,10 @@ pub struct Emitter<'a> {
     pub default_float: Ty,
     /// Arrays written after their `let` (declared `mut`).
     mutated: HashSet<Var>,
+    /// Loop-carried updates written as compound assignments: the next value's
+    /// variable, and the phi it updates (`s += x[i];` for `let s_2 = s + x[i];`
+    /// followed by `s = s_2;` at the end of the body).
+    compound: HashMap<Var, Var>,
 }
 
 impl<'a> Emitter<'a> {
@@ -323,6 +327,7 @@ impl<'a> Emitter<'a> {
             grad_param: None,
             default_float,
             mutated: HashSet::new(),
+            compound: HashMap::new(),
         };
         crate::ir::walk_stmts(&func.body, &mut |s| match s {
             Stmt::Store { array, .. } => {
@@ -345,7 +350,42 @@ impl<'a> Emitter<'a> {
             }
         });
         emitter.plan_inlining();
+        emitter.plan_compound_updates();
         emitter
+    }
+
+    fn plan_compound_updates(&mut self) {
+        let mut found = vec![];
+        crate::ir::walk_stmts(&self.func.body, &mut |s| {
+            let Stmt::Loop(l) = s else { return };
+            for (j, c) in l.carried.iter().enumerate() {
+                let Some(next) = l.body.yields.get(1 + j).and_then(Operand::as_var) else {
+                    continue;
+                };
+                let Some(pos) = l.body.stmts.iter().position(|s| {
+                    matches!(s, Stmt::Let { var, expr: Expr::Binary(op, Operand::Var(p), _) }
+                        if *var == next && *p == c.phi && matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div))
+                }) else {
+                    continue;
+                };
+                // The phi must not be read after the update, which now
+                // changes it in place; the next value is read only as the yield.
+                let mut later = vec![];
+                let rest = Block {
+                    stmts: l.body.stmts[pos + 1..].to_vec(),
+                    yields: vec![],
+                };
+                crate::ir::reads_in_block(&rest, &mut later);
+                if later.contains(&c.phi) || later.contains(&next) {
+                    continue;
+                }
+                found.push((next, c.phi));
+            }
+        });
+        for (next, phi) in found {
+            self.inline.remove(&next);
+            self.compound.insert(next, phi);
+        }
     }
 
     fn plan_inlining(&mut self) {
@@ -582,6 +622,13 @@ impl<'a> Emitter<'a> {
     fn stmt(&self, s: &Stmt) -> TokenStream {
         match s {
             Stmt::Let { var, expr } => {
+                if let (Some(phi), Expr::Binary(op, _, rhs)) = (self.compound.get(var), expr) {
+                    let phi = self.name(*phi);
+                    let symbol: TokenStream =
+                        format!("{}=", op.symbol()).parse().unwrap_or_default();
+                    let rhs = self.operand_at(rhs, 0);
+                    return quote!(#phi #symbol #rhs;);
+                }
                 if self.inline.contains_key(var) {
                     return TokenStream::new();
                 }
@@ -752,9 +799,13 @@ impl<'a> Emitter<'a> {
                 before.push(quote!(let #phi = #init;));
             } else {
                 before.push(quote!(let mut #phi = #init;));
-                if let Some(next) = next {
-                    let next = self.operand_at(next, 0);
-                    tail.push(quote!(#phi = #next;));
+                match next {
+                    Some(Operand::Var(n)) if self.compound.contains_key(n) => {}
+                    Some(next) => {
+                        let next = self.operand_at(next, 0);
+                        tail.push(quote!(#phi = #next;));
+                    }
+                    None => {}
                 }
             }
         }
