@@ -175,7 +175,7 @@ pub static RULES: &[Rule] = &[
     rule!(builtin div(x, y) => ["1.0 / y", "-out / y"] on [ALL, POS]),
     rule!(builtin neg(x) => ["-1.0"] on [ALL]),
     // Methods of f32 and f64.
-    rule!(method powi(x, n: int) => ["float(n) * powi(x, n - 1)", int] on [(0.5, 2.5), (-3.0, 4.0)]),
+    rule!(method powi(x, n: int) => ["mask_zero(float(n), float(n) * powi(x, n - 1))", int] on [(0.5, 2.5), (-3.0, 4.0)]),
     rule!(method powf(x, y) => [
         "mask_zero(y, y * powf(x, y - 1.0))",
         "powf_exp_mask(x, y, out * ln(x))"
@@ -199,15 +199,17 @@ pub static RULES: &[Rule] = &[
     rule!(method asin(x) => ["1.0 / sqrt(1.0 - x * x)"] on [UNIT]),
     rule!(method acos(x) => ["-1.0 / sqrt(1.0 - x * x)"] on [UNIT]),
     rule!(method atan(x) => ["1.0 / (1.0 + x * x)"] on [ALL]),
+    // Divided by hypot twice rather than by x² + y², which under- and
+    // overflows far from the extremes of the range.
     rule!(method atan2(y, x) => [
-        "x / (x * x + y * y)",
-        "-y / (x * x + y * y)"
+        "x / hypot(x, y) / hypot(x, y)",
+        "-y / hypot(x, y) / hypot(x, y)"
     ] on [ALL, POS]),
     rule!(method sinh(x) => ["cosh(x)"] on [ALL]),
     rule!(method cosh(x) => ["sinh(x)"] on [ALL]),
     rule!(method tanh(x) => ["1.0 - out * out"] on [ALL]),
-    rule!(method asinh(x) => ["1.0 / sqrt(x * x + 1.0)"] on [ALL]),
-    rule!(method acosh(x) => ["1.0 / sqrt(x * x - 1.0)"] on [(1.2, 4.0)]),
+    rule!(method asinh(x) => ["1.0 / hypot(x, 1.0)"] on [ALL]),
+    rule!(method acosh(x) => ["1.0 / (sqrt(x - 1.0) * sqrt(x + 1.0))"] on [(1.2, 4.0)]),
     rule!(method atanh(x) => ["1.0 / (1.0 - x * x)"] on [UNIT]),
     rule!(method abs(x) => ["abs_grad(x)"] on [ALL]),
     rule!(method signum(x) => ["0.0"] on [ALL]),
@@ -230,7 +232,7 @@ pub static RULES: &[Rule] = &[
     rule!(runtime relu(x) => ["relu_grad(x)"] on [ALL]),
     rule!(runtime leaky_relu(x, slope) => [
         "relu_grad(x) + (1.0 - relu_grad(x)) * slope",
-        "(1.0 - relu_grad(x)) * x"
+        "mask_zero(1.0 - relu_grad(x), x)"
     ] on [ALL, (0.01, 0.3)]),
     rule!(runtime softplus(x) => ["sigmoid(x)"] on [ALL]),
     rule!(runtime bce(p, target) => [
