@@ -117,6 +117,10 @@ pub mod __private {
             self.iter_mut().for_each(T::zero_field);
         }
         fn add_field(&mut self, rhs: &Self) {
+            // An empty `Vec` is a zero gradient of any length.
+            if rhs.is_empty() {
+                return;
+            }
             if self.is_empty() {
                 self.extend(rhs.iter().cloned());
                 return;

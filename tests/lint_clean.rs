@@ -292,3 +292,35 @@ fn loops_numbers() {
         );
     }
 }
+
+/// Compound assignment to local array elements in loops is emitted as
+/// compound assignment too (`h[0] += x`, not `h[0] = h[0] + x`, which
+/// `clippy::assign_op_pattern` reports).
+#[differentiate]
+fn constant_index(x: f64) -> f64 {
+    let mut h = [0.0; 1];
+    for _ in 0..2 {
+        h[0] += x;
+    }
+    h[0]
+}
+
+#[differentiate]
+fn two_dimensional(x: &[f64]) -> f64 {
+    let mut m = [[0.0; 2]; 2];
+    for i in 0..2 {
+        m[i][0] += x[i];
+        m[1][i] -= x[i];
+    }
+    m[0][0] * m[1][1]
+}
+
+#[test]
+fn compound_array_updates_numbers() {
+    let (value, g) = constant_index_grad(1.5);
+    assert_eq!((value, g.x), (3.0, 2.0));
+    let x = [0.5, -1.5];
+    let (value, g) = two_dimensional_grad(&x);
+    assert_eq!(value, two_dimensional(&x));
+    assert_gradient(|p: &[f64]| two_dimensional(p), &x, &g.x);
+}

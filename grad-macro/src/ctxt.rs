@@ -39,6 +39,17 @@ impl Ctxt {
         self.deferred.set(true);
     }
 
+    /// A point to go back to with [`Ctxt::truncate`].
+    pub fn mark(&self) -> usize {
+        self.errors.borrow().len()
+    }
+
+    /// Forgets the errors recorded since `mark`: the code that produced them
+    /// is being lowered again.
+    pub fn truncate(&self, mark: usize) {
+        self.errors.borrow_mut().truncate(mark);
+    }
+
     pub fn has_errors(&self) -> bool {
         self.deferred.get() || !self.errors.borrow().is_empty()
     }

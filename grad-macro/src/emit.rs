@@ -574,6 +574,10 @@ impl<'a> Emitter<'a> {
                 let a = self.name(*array);
                 (quote!(#a.len()), P_POSTFIX)
             }
+            Expr::Ref(o) => {
+                let o = self.operand_at(o, P_UNARY);
+                (quote!(&#o), P_UNARY)
+            }
             Expr::Matches { operand, pat } => {
                 let o = self.operand_at(operand, 0);
                 (quote!(::core::matches!(#o, #pat)), P_POSTFIX)
@@ -687,6 +691,26 @@ impl<'a> Emitter<'a> {
                 value,
             } => {
                 let a = self.name(*array);
+                // `h[j] = h[j] + e` is written `h[j] += e`, as the user did.
+                if let Some(Expr::Binary(op, Operand::Var(t), rhs)) =
+                    value.as_var().and_then(|v| self.inline.get(&v))
+                {
+                    let same_element = matches!(
+                        self.inline.get(t),
+                        Some(Expr::Index { array: a2, index: i2 })
+                            if a2 == array
+                                && i2.iter().map(ToString::to_string).eq(index.iter().map(ToString::to_string))
+                    );
+                    if same_element
+                        && matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div)
+                    {
+                        let index = self.indices(index);
+                        let symbol: TokenStream =
+                            format!("{}=", op.symbol()).parse().unwrap_or_default();
+                        let rhs = self.operand_at(rhs, 0);
+                        return quote!(#a #index #symbol #rhs;);
+                    }
+                }
                 let index = self.indices(index);
                 let value = self.operand_at(value, 0);
                 quote!(#a #index = #value;)

@@ -160,7 +160,7 @@ impl<T: Num> Machine<T> {
     fn expr(&self, e: &Expr) -> Val<T> {
         let get = |o: &Operand| self.operand(o);
         match e {
-            Expr::Use(o) => get(o),
+            Expr::Use(o) | Expr::Ref(o) => get(o),
             Expr::Unary(UnOp::Neg, o) => match get(o) {
                 Val::I(i) => Val::I(-i),
                 v => Val::F(-v.f()),

@@ -324,6 +324,9 @@ pub enum Expr {
     },
     /// `array.len()` (the outermost length).
     Len(Var),
+    /// `&operand`: a loop element passed to a function that takes it by
+    /// reference, as the user's code does.
+    Ref(Operand),
     /// `matches!(operand, pattern)`: a `match` arm's test.
     Matches {
         operand: Operand,
@@ -347,7 +350,7 @@ impl Expr {
             Expr::Field { base, .. } => vec![base],
             Expr::Index { index, .. } => index.iter().collect(),
             Expr::Len(_) => vec![],
-            Expr::Matches { operand, .. } => vec![operand],
+            Expr::Matches { operand, .. } | Expr::Ref(operand) => vec![operand],
         }
     }
 
@@ -367,7 +370,7 @@ impl Expr {
             Expr::Field { base, .. } => vec![base],
             Expr::Index { index, .. } => index.iter_mut().collect(),
             Expr::Len(_) => vec![],
-            Expr::Matches { operand, .. } => vec![operand],
+            Expr::Matches { operand, .. } | Expr::Ref(operand) => vec![operand],
         }
     }
 
@@ -867,6 +870,7 @@ impl fmt::Display for Expr {
             Expr::Field { base, member } => write!(f, "{base}.{}", tokens(member)),
             Expr::Index { array, index } => write!(f, "{array}[{}]", list(index)),
             Expr::Len(array) => write!(f, "{array}.len()"),
+            Expr::Ref(o) => write!(f, "&{o}"),
             Expr::Matches { operand, pat } => write!(f, "matches({operand}, {})", tokens(pat)),
         }
     }

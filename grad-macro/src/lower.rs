@@ -141,6 +141,7 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
         scopes: vec![BTreeMap::new()],
         default_float: ret,
         krate: args.krate.clone(),
+        ref_elements: Default::default(),
     };
     if !lowerer.lower_params(sig, args) {
         // A method: the companions could not stand beside it anyway.
@@ -366,9 +367,23 @@ struct Lowerer<'a> {
     /// The float type of an unsuffixed literal with no other context.
     default_float: Ty,
     krate: Option<syn::Path>,
+    /// Loop elements that are references (`&f64`) in the user's code but
+    /// values in the IR: passed to a function, they are passed as `&x`.
+    ref_elements: std::collections::HashSet<Var>,
 }
 
 impl<'s> Lowerer<'_> {
+    /// `x` as a call argument: `&x` for an element the user has as a reference.
+    fn call_arg(&mut self, block: &mut Block, arg: &syn::Expr, value: Operand) -> Operand {
+        let bare = matches!(arg, syn::Expr::Path(p) if p.path.get_ident().is_some());
+        match value.as_var() {
+            Some(v) if bare && self.ref_elements.contains(&v) => {
+                self.emit(block, Expr::Ref(value), Ty::Other, false, arg.span())
+            }
+            _ => value,
+        }
+    }
+
     /// Returns `false` for a method (a `self` parameter).
     fn lower_params(&mut self, sig: &syn::Signature, args: &Args) -> bool {
         let mut float_params = vec![];
@@ -1078,99 +1093,128 @@ impl<'s> Lowerer<'_> {
             .filter(|(_, _, var)| self.func.info(*var).ty != Ty::Array)
             .collect();
         let saved = self.scopes.clone();
-        let any_wrt = self.any_wrt();
-        let mut loop_scope = Scope::new();
-        let mut carried = vec![];
-        for (name, _, init) in &carried_names {
-            let info = self.func.info(*init).clone();
-            // Conservative: a float (or a constant of unknown type) carried
-            // through a loop may pick up a dependence in a later iteration.
-            let active = (info.ty.is_float() || info.ty == Ty::Other) && any_wrt;
-            let phi = self.new_var(name, info.ty, Origin::Local, active, info.span);
-            loop_scope.insert(name.clone(), phi);
-            carried.push((Operand::Var(*init), phi));
-        }
-        self.scopes.push(loop_scope);
-
-        let mut body_block = Block::default();
-        let mut kind = LoopKind::Loop;
-        if let Some((range, var)) = kind_header {
-            if let Some(scope) = self.scopes.last_mut() {
-                if let Some(name) = &index_name {
-                    scope.insert(name.to_string(), var);
-                }
+        // Which carried variables are differentiated: those whose value
+        // before the loop is, and those a pass through the body makes so
+        // (then the body is lowered again, knowing it).
+        let mut phi_active: Vec<bool> = carried_names
+            .iter()
+            .map(|(_, _, init)| self.func.info(*init).active)
+            .collect();
+        let error_mark = self.cx.mark();
+        let (carried, body_block, kind) = loop {
+            self.scopes = saved.clone();
+            let mut loop_scope = Scope::new();
+            let mut carried = vec![];
+            for ((name, _, init), &active) in carried_names.iter().zip(&phi_active) {
+                let info = self.func.info(*init).clone();
+                let phi = self.new_var(name, info.ty, Origin::Local, active, info.span);
+                loop_scope.insert(name.clone(), phi);
+                carried.push((Operand::Var(*init), phi));
             }
-            for (name, array, _) in &element_of {
-                let info = self.func.info(*array);
-                let elem = info.shape.as_ref().map_or(Ty::Other, |s| s.elem);
-                let active = info.active && elem.is_float();
-                let value = self.emit(
-                    &mut body_block,
-                    Expr::Index {
-                        array: *array,
-                        index: vec![Operand::Var(var)],
-                    },
-                    elem,
-                    active,
-                    name.span(),
-                );
-                if let Operand::Var(v) = value {
-                    let info = self.func.info_mut(v);
-                    info.origin = Origin::Local;
-                    info.name = name.to_string();
-                    if let Some(scope) = self.scopes.last_mut() {
-                        scope.insert(name.to_string(), v);
+            self.scopes.push(loop_scope);
+
+            let mut body_block = Block::default();
+            let mut kind = LoopKind::Loop;
+            if let Some((range, var)) = kind_header.clone() {
+                if let Some(scope) = self.scopes.last_mut() {
+                    if let Some(name) = &index_name {
+                        scope.insert(name.to_string(), var);
                     }
                 }
-            }
-            kind = LoopKind::For { var, range };
-        }
-
-        let term = Term::Loop {
-            carried: carried_names.iter().map(|(n, _, _)| n.clone()).collect(),
-        };
-        let frames = vec![Frame::of_block(body, Tail::Discard, true)];
-        self.scopes.push(Scope::new());
-        let yields = match e {
-            syn::Expr::While(w) => {
-                let cond = self.lower_cond(&mut body_block, &w.cond);
-                let exit = self.loop_exit(
-                    false,
-                    match &term {
-                        Term::Loop { carried } => carried,
-                        Term::Function => &[],
-                    },
-                );
-                let mut then_block = Block::default();
-                let then_yields = self.lower_path(&mut then_block, frames, body.span(), &term);
-                then_block.yields = then_yields;
-                let else_block = Block {
-                    stmts: vec![],
-                    yields: exit,
-                };
-                let mut outs = vec![];
-                for (k, (t, e)) in then_block.yields.iter().zip(&else_block.yields).enumerate() {
-                    let ty = Ty::join([self.func.operand_ty(t), self.func.operand_ty(e)]);
-                    let active = self.func.is_active(t) || self.func.is_active(e);
-                    let name = if k == 0 {
-                        "keep".to_string()
-                    } else {
-                        carried_names[k - 1].0.clone()
-                    };
-                    outs.push(self.new_var(&name, ty, Origin::Local, active, w.while_token.span));
+                for (name, array, by_ref) in &element_of {
+                    let info = self.func.info(*array);
+                    let elem = info.shape.as_ref().map_or(Ty::Other, |s| s.elem);
+                    let active = info.active && elem.is_float();
+                    let value = self.emit(
+                        &mut body_block,
+                        Expr::Index {
+                            array: *array,
+                            index: vec![Operand::Var(var)],
+                        },
+                        elem,
+                        active,
+                        name.span(),
+                    );
+                    if let Operand::Var(v) = value {
+                        if *by_ref {
+                            self.ref_elements.insert(v);
+                        }
+                        let info = self.func.info_mut(v);
+                        info.origin = Origin::Local;
+                        info.name = name.to_string();
+                        if let Some(scope) = self.scopes.last_mut() {
+                            scope.insert(name.to_string(), v);
+                        }
+                    }
                 }
-                let values = outs.iter().map(|v| Operand::Var(*v)).collect();
-                body_block.stmts.push(Stmt::If {
-                    cond,
-                    then_block,
-                    else_block,
-                    outs,
-                });
-                values
+                kind = LoopKind::For { var, range };
             }
-            _ => self.lower_path(&mut body_block, frames, body.span(), &term),
+
+            let term = Term::Loop {
+                carried: carried_names.iter().map(|(n, _, _)| n.clone()).collect(),
+            };
+            let frames = vec![Frame::of_block(body, Tail::Discard, true)];
+            self.scopes.push(Scope::new());
+            let yields = match e {
+                syn::Expr::While(w) => {
+                    let cond = self.lower_cond(&mut body_block, &w.cond);
+                    let exit = self.loop_exit(
+                        false,
+                        match &term {
+                            Term::Loop { carried } => carried,
+                            Term::Function => &[],
+                        },
+                    );
+                    let mut then_block = Block::default();
+                    let then_yields = self.lower_path(&mut then_block, frames, body.span(), &term);
+                    then_block.yields = then_yields;
+                    let else_block = Block {
+                        stmts: vec![],
+                        yields: exit,
+                    };
+                    let mut outs = vec![];
+                    for (k, (t, e)) in then_block.yields.iter().zip(&else_block.yields).enumerate()
+                    {
+                        let ty = Ty::join([self.func.operand_ty(t), self.func.operand_ty(e)]);
+                        let active = self.func.is_active(t) || self.func.is_active(e);
+                        let name = if k == 0 {
+                            "keep".to_string()
+                        } else {
+                            carried_names[k - 1].0.clone()
+                        };
+                        outs.push(self.new_var(
+                            &name,
+                            ty,
+                            Origin::Local,
+                            active,
+                            w.while_token.span,
+                        ));
+                    }
+                    let values = outs.iter().map(|v| Operand::Var(*v)).collect();
+                    body_block.stmts.push(Stmt::If {
+                        cond,
+                        then_block,
+                        else_block,
+                        outs,
+                    });
+                    values
+                }
+                _ => self.lower_path(&mut body_block, frames, body.span(), &term),
+            };
+            let mut changed = false;
+            for (j, next) in yields.iter().skip(1).enumerate() {
+                if self.func.is_active(next) && !phi_active[j] {
+                    phi_active[j] = true;
+                    changed = true;
+                }
+            }
+            let mut body_block = body_block;
+            body_block.yields = yields;
+            if !changed {
+                break (carried, body_block, kind);
+            }
+            self.cx.truncate(error_mark);
         };
-        body_block.yields = yields;
         self.scopes = saved;
 
         let mut carried_ir = vec![];
@@ -1322,10 +1366,10 @@ impl<'s> Lowerer<'_> {
                 return None;
             }
         };
-        for (p, array) in names.into_iter().zip(&arrays) {
-            let p = match p {
-                syn::Pat::Reference(r) => &*r.pat,
-                other => other,
+        for (p, (array, by_ref)) in names.into_iter().zip(&arrays) {
+            let (p, by_ref) = match p {
+                syn::Pat::Reference(r) => (&*r.pat, false),
+                other => (other, *by_ref),
             };
             match p {
                 syn::Pat::Ident(i) if i.subpat.is_none() => {
@@ -1334,7 +1378,7 @@ impl<'s> Lowerer<'_> {
                         self.cx.error_spanned_by(i, "iterating over the rows of a 2-D array is not supported; loop over the indices (`for j in 0..w.len()`) and index `w[j][k]`");
                         return None;
                     }
-                    elements.push((i.ident.clone(), *array, true));
+                    elements.push((i.ident.clone(), *array, by_ref));
                 }
                 syn::Pat::Wild(_) => {}
                 other => {
@@ -1344,8 +1388,8 @@ impl<'s> Lowerer<'_> {
                 }
             }
         }
-        let mut end = self.emit(block, Expr::Len(arrays[0]), Ty::Int, false, f.expr.span());
-        for a in &arrays[1..] {
+        let mut end = self.emit(block, Expr::Len(arrays[0].0), Ty::Int, false, f.expr.span());
+        for (a, _) in &arrays[1..] {
             let len = self.emit(block, Expr::Len(*a), Ty::Int, false, f.expr.span());
             let rule = rules::lookup("min", CallForm::Method)?;
             end = self.prim(
@@ -1378,19 +1422,40 @@ impl<'s> Lowerer<'_> {
     }
 
     /// `x.iter()`, `&x`, `x`, `a.zip(b)`: the arrays iterated in lockstep.
-    fn collect_zip(&self, e: &syn::Expr, arrays: &mut Vec<Var>) -> bool {
+    /// `x.iter()`, `&x`, `x`, `a.zip(b)`: the arrays iterated in lockstep,
+    /// each with whether its items are references (`&f64`) in the user's code.
+    fn collect_zip(&self, e: &syn::Expr, arrays: &mut Vec<(Var, bool)>) -> bool {
         match e {
             syn::Expr::MethodCall(mc) if mc.method == "zip" && mc.args.len() == 1 => {
                 self.collect_zip(&mc.receiver, arrays) && self.collect_zip(&mc.args[0], arrays)
             }
-            syn::Expr::MethodCall(mc)
-                if (mc.method == "iter" || mc.method == "into_iter") && mc.args.is_empty() =>
-            {
+            syn::Expr::MethodCall(mc) if mc.method == "iter" && mc.args.is_empty() => {
+                let ok = self.collect_zip(&mc.receiver, arrays);
+                if let Some(last) = arrays.last_mut() {
+                    last.1 = true;
+                }
+                ok
+            }
+            syn::Expr::MethodCall(mc) if mc.method == "into_iter" && mc.args.is_empty() => {
                 self.collect_zip(&mc.receiver, arrays)
+            }
+            syn::Expr::Reference(r) => {
+                let ok = self.collect_zip(&r.expr, arrays);
+                if let Some(last) = arrays.last_mut() {
+                    last.1 = true;
+                }
+                ok
             }
             other => match self.array_var(other) {
                 Some(a) => {
-                    arrays.push(a);
+                    // A slice or `&[f64; N]` parameter yields references; an
+                    // array by value yields values.
+                    let by_ref = self
+                        .func
+                        .params
+                        .iter()
+                        .any(|p| p.var == a && matches!(p.ty, syn::Type::Reference(_)));
+                    arrays.push((a, by_ref));
                     true
                 }
                 None => false,
@@ -2053,6 +2118,11 @@ impl<'s> Lowerer<'_> {
                 span,
             )
         } else {
+            let args = args
+                .into_iter()
+                .zip(&c.args)
+                .map(|(value, arg)| self.call_arg(block, arg, value))
+                .collect();
             self.emit(
                 block,
                 Expr::Call {

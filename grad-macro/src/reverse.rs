@@ -445,11 +445,54 @@ impl Reverse<'_> {
         rev_block.stmts
     }
 
+    /// Passes `var`, defined somewhere inside the `if`s of `block`, out to
+    /// `block`'s level through extra outs; returns the variable there.
+    fn hoist(&mut self, block: &mut Block, var: Var) -> Option<Var> {
+        for i in 0..block.stmts.len() {
+            if block.stmts[i].defines().contains(&var) {
+                return Some(var);
+            }
+            let Stmt::If {
+                then_block,
+                else_block,
+                outs,
+                ..
+            } = &mut block.stmts[i]
+            else {
+                continue;
+            };
+            let (inner, in_then) = match self.hoist(then_block, var) {
+                Some(v) => (v, true),
+                None => match self.hoist(else_block, var) {
+                    Some(v) => (v, false),
+                    None => continue,
+                },
+            };
+            let mut info = self.func.info(var).clone();
+            let fill = placeholder(&info);
+            info.origin = Origin::Export(var);
+            let out = self.func.new_var(info);
+            let (with, without) = if in_then {
+                (then_block, else_block)
+            } else {
+                (else_block, then_block)
+            };
+            with.yields.push(Operand::Var(inner));
+            without.yields.push(fill);
+            outs.push(out);
+            return Some(out);
+        }
+        None
+    }
+
     /// A loop: the forward loop pushes each iteration's checkpoint; the
     /// reverse loop runs the iterations backwards, each recomputing its
     /// values from the checkpoint before running its reverse code.
     fn loop_stmt(&mut self, l: &Loop, rev: &mut Vec<Stmt>, ctx: &Ctx) -> Result<Stmt, Error> {
-        let replay = matches!(l.kind, LoopKind::For { .. })
+        // Replayed backwards with `.rev()`: a `for` without `break` and without
+        // `step_by` (reversing a `StepBy` needs an `ExactSizeIterator`, which
+        // `RangeInclusive<usize>` and 64-bit ranges are not).
+        let replay = matches!(&l.kind, LoopKind::For { range, .. } if range.step.is_none())
             && matches!(l.body.yields.first(), Some(Operand::Lit(syn::Lit::Bool(b))) if b.value);
 
         // Arrays this loop cannot reload when it recomputes an iteration.
@@ -486,23 +529,17 @@ impl Reverse<'_> {
                 }
             }
         }
-        // Loads of such arrays deeper inside the body cannot be restored.
+        // Loads of such arrays inside an `if` of the body are passed out of
+        // it and recorded too; inside an inner loop they cannot be.
+        let mut in_branches = vec![];
         let mut nested_unsafe = vec![];
-        for stmt in &l.body.stmts {
-            for b in stmt.blocks() {
-                walk_stmts(b, &mut |s| {
-                    if let Stmt::Let {
-                        var,
-                        expr: Expr::Index { array, .. },
-                    } = s
-                    {
-                        if unsafe_arrays.contains(array) {
-                            nested_unsafe.push(*var);
-                        }
-                    }
-                });
-            }
-        }
+        collect_nested_loads(
+            &l.body,
+            &unsafe_arrays,
+            false,
+            &mut in_branches,
+            &mut nested_unsafe,
+        );
 
         // D_j: the adjoint of carried variable j at the end of the current
         // (reverse) iteration; it starts as the adjoint of the loop's result.
@@ -514,6 +551,14 @@ impl Reverse<'_> {
         let mut yield_adjoints = vec![None];
         yield_adjoints.extend(carried_adjoints.iter().map(|d| d.map(Operand::Var)));
         let (mut forward_body, body_rev) = self.block(&l.body, &yield_adjoints, &body_ctx)?;
+
+        let mut hoisted: HashMap<Var, Var> = HashMap::new();
+        for v in in_branches {
+            if let Some(out) = self.hoist(&mut forward_body, v) {
+                hoisted.insert(v, out);
+                checkpoint.push(out);
+            }
+        }
 
         // The forward loop: push the checkpoint at the end of each iteration.
         let tape = self.new_var("tape", Ty::Other, Origin::Temp);
@@ -567,6 +612,8 @@ impl Reverse<'_> {
             Stmt::Let { var, .. } => !checkpoint.contains(var),
             _ => true,
         });
+        // A recorded load inside a branch reads the recorded value.
+        replace_loads(&mut recompute, &hoisted);
         // Every value the copy defines is a new variable (same name: the
         // forward loop's scope has ended).
         let mut defined = vec![];
@@ -874,6 +921,59 @@ fn strip_pushes(block: &Block) -> Block {
     }
     strip(&mut block);
     block
+}
+
+/// Loads of `unsafe_arrays` below the top level of `block`: inside `if`s
+/// (`in_branches`, which can be recorded) or inside inner loops (`in_loops`).
+fn collect_nested_loads(
+    block: &Block,
+    unsafe_arrays: &HashSet<Var>,
+    nested: bool,
+    in_branches: &mut Vec<Var>,
+    in_loops: &mut Vec<Var>,
+) {
+    for stmt in &block.stmts {
+        match stmt {
+            Stmt::Let {
+                var,
+                expr: Expr::Index { array, .. },
+            } if nested && unsafe_arrays.contains(array) => in_branches.push(*var),
+            Stmt::If {
+                then_block,
+                else_block,
+                ..
+            } => {
+                collect_nested_loads(then_block, unsafe_arrays, true, in_branches, in_loops);
+                collect_nested_loads(else_block, unsafe_arrays, true, in_branches, in_loops);
+            }
+            Stmt::Loop(l) => walk_stmts(&l.body, &mut |s| {
+                if let Stmt::Let {
+                    var,
+                    expr: Expr::Index { array, .. },
+                } = s
+                {
+                    if unsafe_arrays.contains(array) {
+                        in_loops.push(*var);
+                    }
+                }
+            }),
+            _ => {}
+        }
+    }
+}
+
+/// `let v = a[i];` becomes `let v = recorded;` for the loads in `recorded`.
+fn replace_loads(block: &mut Block, recorded: &HashMap<Var, Var>) {
+    for stmt in &mut block.stmts {
+        if let Stmt::Let { var, expr } = stmt {
+            if let Some(r) = recorded.get(var) {
+                *expr = Expr::Use(Operand::Var(*r));
+            }
+        }
+        for b in stmt.blocks_mut() {
+            replace_loads(b, recorded);
+        }
+    }
 }
 
 fn strip_outer_stores(block: &mut Block, local: &HashSet<Var>) {

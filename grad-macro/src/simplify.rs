@@ -14,8 +14,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::ir::{
-    substitute_block, walk_stmts, BinOp, Block, Expr, FloatConst, Func, LoopKind, Operand, Stmt,
-    Target, Ty, UnOp, Var,
+    substitute_block, walk_stmts, BinOp, Block, Expr, FloatConst, Func, Operand, Stmt, Target, Ty,
+    UnOp, Var,
 };
 
 /// Simplifies `func` in place.
@@ -670,10 +670,9 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
                 l.count = None;
             }
             sweep_block(&mut l.body, live, tape_fields);
-            // A loop without effects or results is dead, whatever it computes;
-            // a `loop` that never ends is the user's, and kept.
-            let empty = l.carried.is_empty() && l.body.stmts.is_empty() && l.count.is_none();
-            !empty || matches!(l.kind, LoopKind::Loop)
+            // A loop without effects or results is dead, whatever it computes
+            // (a gradient companion does not reproduce a loop that only spins).
+            !(l.carried.is_empty() && l.body.stmts.is_empty() && l.count.is_none())
         }
     });
 }
