@@ -468,12 +468,20 @@ impl<'a> Emitter<'a> {
             }
             Expr::Binary(op, a, b) => {
                 let prec = precedence(*op);
+                // `a as f64 < b` would read `<` as the start of generic
+                // arguments: a cast on the left of `<` or `<<` is wrapped.
+                let left_cast = matches!(self.operand(a), (_, p) if p == P_CAST);
+                let cast_guard = if left_cast && matches!(op, BinOp::Lt | BinOp::Shl) {
+                    P_CAST + 1
+                } else {
+                    0
+                };
                 let (left_min, right_min) = if op.is_comparison() {
                     (prec + 1, prec + 1)
                 } else {
                     (prec, prec + 1)
                 };
-                let l = self.operand_at(a, left_min);
+                let l = self.operand_at(a, left_min.max(cast_guard));
                 let r = self.operand_at(b, right_min);
                 let symbol: TokenStream = op.symbol().parse().unwrap_or_default();
                 (quote!(#l #symbol #r), prec)

@@ -588,6 +588,11 @@ pub struct Func {
     pub params: Vec<Param>,
     /// Yields exactly one operand: the return value.
     pub body: Block,
+    /// In a transformed function, the first variable the reverse pass
+    /// created: variables from there on (but for recomputed copies of the
+    /// primal's) hold derivative values, where the simplifier may fold
+    /// `0 * x` to `0` (see `simplify`).
+    pub derivative_vars_from: Option<u32>,
 }
 
 impl Func {

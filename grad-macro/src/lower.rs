@@ -137,11 +137,13 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
             vars: vec![],
             params: vec![],
             body: Block::default(),
+            derivative_vars_from: None,
         },
         scopes: vec![BTreeMap::new()],
         default_float: ret,
         krate: args.krate.clone(),
         ref_elements: Default::default(),
+        work: 0,
     };
     if !lowerer.lower_params(sig, args) {
         // A method: the companions could not stand beside it anyway.
@@ -355,7 +357,12 @@ enum Term {
     Function,
     /// A loop body: a path ends in `keep_going` and the next values of the
     /// carried variables (their bindings at that point).
-    Loop { carried: Vec<String> },
+    Loop {
+        carried: Vec<String>,
+        /// The scope holding the carried variables: a `let` in the body that
+        /// shadows one of them does not leak out of the loop.
+        depth: usize,
+    },
 }
 
 type Scope = BTreeMap<String, Var>;
@@ -370,7 +377,14 @@ struct Lowerer<'a> {
     /// Loop elements that are references (`&f64`) in the user's code but
     /// values in the IR: passed to a function, they are passed as `&x`.
     ref_elements: std::collections::HashSet<Var>,
+    /// Statements lowered so far: early exits copy the code after them into
+    /// each branch, which nested guards can make exponential; past a bound
+    /// the function is rejected rather than the build made to crawl.
+    work: usize,
 }
+
+/// How many statements one function may lower to, copies included.
+const WORK_LIMIT: usize = 20_000;
 
 impl<'s> Lowerer<'_> {
     /// `x` as a call argument: `&x` for an element the user has as a reference.
@@ -502,15 +516,19 @@ impl<'s> Lowerer<'_> {
 
     /// What a loop-body path yields when it ends: whether to go on, and the
     /// carried variables' current values.
-    fn loop_exit(&self, keep: bool, carried: &[String]) -> Vec<Operand> {
+    fn loop_exit(&self, keep: bool, term: &Term) -> Vec<Operand> {
         let mut yields = vec![Operand::Lit(
             syn::LitBool::new(keep, Span::call_site()).into(),
         )];
-        for name in carried {
-            let value = self
-                .lookup(name)
-                .map_or(Operand::float(0.0), |(_, v)| Operand::Var(v));
-            yields.push(value);
+        if let Term::Loop { carried, depth } = term {
+            for name in carried {
+                let value = self
+                    .scopes
+                    .get(*depth)
+                    .and_then(|scope| scope.get(name))
+                    .map_or(Operand::float(0.0), |v| Operand::Var(*v));
+                yields.push(value);
+            }
         }
         yields
     }
@@ -529,8 +547,8 @@ impl<'s> Lowerer<'_> {
     {
         loop {
             let Some(frame) = frames.last_mut() else {
-                if let Term::Loop { carried } = term {
-                    return self.loop_exit(true, carried);
+                if let Term::Loop { .. } = term {
+                    return self.loop_exit(true, term);
                 }
                 self.cx.error_spanned_by(
                     quote::quote_spanned!(body_span=> {}),
@@ -547,6 +565,19 @@ impl<'s> Lowerer<'_> {
             };
             frame.pos += 1;
             let is_last = frame.pos == frame.items.len();
+            self.work += 1;
+            if self.work == WORK_LIMIT {
+                self.cx.error_spanned_by(
+                    quote::quote_spanned!(body_span=> {}),
+                    "this function's early exits (`return`, `break`, `continue` inside nested `if`s) copy the code after them too many times; restructure it with `if`/`else` and one exit, or split it into functions",
+                );
+            }
+            if self.work >= WORK_LIMIT {
+                return match term {
+                    Term::Function => vec![Operand::float(0.0)],
+                    Term::Loop { .. } => self.loop_exit(true, term),
+                };
+            }
             let frame_tail = frame.tail;
             let (expr, semi) = match item {
                 Item::Tail(e) => (e, false),
@@ -586,27 +617,27 @@ impl<'s> Lowerer<'_> {
                         }
                     };
                 }
-                (syn::Expr::Return(r), Term::Loop { carried }) => {
+                (syn::Expr::Return(r), Term::Loop { .. }) => {
                     self.cx.error_spanned_by(
                         r,
                         "`return` inside a loop is not supported yet; `break` out of the loop and return after it",
                     );
-                    return self.loop_exit(false, carried);
+                    return self.loop_exit(false, term);
                 }
-                (syn::Expr::Break(b), Term::Loop { carried }) => {
+                (syn::Expr::Break(b), Term::Loop { .. }) => {
                     if let Some(l) = &b.label {
                         self.cx.error_spanned_by(l, "labelled `break` is not supported yet; restructure the loops with a flag");
                     }
                     if let Some(v) = &b.expr {
                         self.cx.error_spanned_by(v, "`break` with a value is not supported; assign the value to a variable before `break`");
                     }
-                    return self.loop_exit(false, carried);
+                    return self.loop_exit(false, term);
                 }
-                (syn::Expr::Continue(c), Term::Loop { carried }) => {
+                (syn::Expr::Continue(c), Term::Loop { .. }) => {
                     if let Some(l) = &c.label {
                         self.cx.error_spanned_by(l, "labelled `continue` is not supported yet; restructure the loops with a flag");
                     }
-                    return self.loop_exit(true, carried);
+                    return self.loop_exit(true, term);
                 }
                 _ => {}
             }
@@ -686,7 +717,7 @@ impl<'s> Lowerer<'_> {
 
         let names: Vec<String> = match term {
             Term::Function => vec!["ret".into()],
-            Term::Loop { carried } => std::iter::once("keep".to_string())
+            Term::Loop { carried, .. } => std::iter::once("keep".to_string())
                 .chain(carried.iter().cloned())
                 .collect(),
         };
@@ -1152,19 +1183,14 @@ impl<'s> Lowerer<'_> {
 
             let term = Term::Loop {
                 carried: carried_names.iter().map(|(n, _, _)| n.clone()).collect(),
+                depth: self.scopes.len() - 1,
             };
             let frames = vec![Frame::of_block(body, Tail::Discard, true)];
             self.scopes.push(Scope::new());
             let yields = match e {
                 syn::Expr::While(w) => {
                     let cond = self.lower_cond(&mut body_block, &w.cond);
-                    let exit = self.loop_exit(
-                        false,
-                        match &term {
-                            Term::Loop { carried } => carried,
-                            Term::Function => &[],
-                        },
-                    );
+                    let exit = self.loop_exit(false, &term);
                     let mut then_block = Block::default();
                     let then_yields = self.lower_path(&mut then_block, frames, body.span(), &term);
                     then_block.yields = then_yields;

@@ -48,6 +48,7 @@ pub type Error = (Span, String);
 /// [`check_recomputed_reads`]).
 pub fn reverse(primal: &Func) -> Result<(Func, Vec<(Var, Span)>), Error> {
     let mut func = primal.clone();
+    func.derivative_vars_from = Some(primal.vars.len() as u32);
     let mut pass = Reverse {
         func: &mut func,
         adjoints: HashMap::new(),

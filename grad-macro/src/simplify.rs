@@ -22,7 +22,8 @@ use crate::ir::{
 pub fn simplify(func: &mut Func) {
     for _ in 0..16 {
         let before = format!("{}", func.body);
-        fold_block(&mut func.body);
+        let strong = strong_zero_vars(func);
+        fold_block(&mut func.body, &strong);
         propagate_copies(func);
         let stored = stored_arrays(&func.body);
         cse_block(&mut func.body, &mut HashMap::new(), &stored);
@@ -42,13 +43,31 @@ fn is_zero_expr(expr: &Expr) -> bool {
     matches!(expr, Expr::Use(o) if o.is_float_value(0.0))
 }
 
-fn fold_block(block: &mut Block) {
+/// The variables holding derivative values, where `0 * x` may fold to `0`.
+/// The primal's own values keep IEEE semantics (`0 * inf` is NaN there too),
+/// so that a companion's value is exactly the function's.
+fn strong_zero_vars(func: &Func) -> HashSet<Var> {
+    let Some(from) = func.derivative_vars_from else {
+        return HashSet::new();
+    };
+    (from..func.vars.len() as u32)
+        .map(Var)
+        .filter(|v| !matches!(func.info(*v).origin, crate::ir::Origin::Export(_)))
+        .collect()
+}
+
+fn fold_block(block: &mut Block, strong: &HashSet<Var>) {
     block.stmts.retain_mut(|stmt| {
+        // Accumulations are always derivative code.
+        let strong_here = match stmt {
+            Stmt::Let { var, .. } | Stmt::DeclMut { var, .. } => strong.contains(var),
+            _ => true,
+        };
         if let Some(expr) = stmt.expr_mut() {
-            fold_expr(expr);
+            fold_expr(expr, strong_here);
         }
         for b in stmt.blocks_mut() {
-            fold_block(b);
+            fold_block(b, strong);
         }
         match stmt {
             Stmt::Accum { expr, .. } | Stmt::AccumIndex { expr, .. } => !is_zero_expr(expr),
@@ -70,9 +89,9 @@ fn constant(value: f64, a: &Operand, b: Option<&Operand>) -> Option<Operand> {
     Some(Operand::Float(FloatConst { value, ty }))
 }
 
-fn fold_expr(expr: &mut Expr) {
+fn fold_expr(expr: &mut Expr, strong_zero: bool) {
     let folded = match &*expr {
-        Expr::Binary(op, a, b) => fold_binary(*op, a, b),
+        Expr::Binary(op, a, b) => fold_binary(*op, a, b, strong_zero),
         Expr::Unary(UnOp::Neg, a) => a
             .as_float()
             .and_then(|v| constant(-v, a, None))
@@ -98,7 +117,7 @@ fn fold_expr(expr: &mut Expr) {
     }
 }
 
-fn fold_binary(op: BinOp, a: &Operand, b: &Operand) -> Option<Expr> {
+fn fold_binary(op: BinOp, a: &Operand, b: &Operand, strong_zero: bool) -> Option<Expr> {
     if let (Some(x), Some(y)) = (a.as_int(), b.as_int()) {
         let value = match op {
             BinOp::Add => x.checked_add(y)?,
@@ -131,13 +150,13 @@ fn fold_binary(op: BinOp, a: &Operand, b: &Operand) -> Option<Expr> {
         BinOp::Add if is(b, 0.0) => use_(a),
         BinOp::Sub if is(b, 0.0) => use_(a),
         BinOp::Sub if is(a, 0.0) => Some(Expr::Unary(UnOp::Neg, b.clone())),
-        BinOp::Mul if is(a, 0.0) || is(b, 0.0) => zero(),
+        BinOp::Mul if strong_zero && (is(a, 0.0) || is(b, 0.0)) => zero(),
         BinOp::Mul if is(a, 1.0) => use_(b),
         BinOp::Mul if is(b, 1.0) => use_(a),
         BinOp::Mul if is(a, -1.0) => Some(Expr::Unary(UnOp::Neg, b.clone())),
         BinOp::Mul if is(b, -1.0) => Some(Expr::Unary(UnOp::Neg, a.clone())),
         BinOp::Div if is(b, 1.0) => use_(a),
-        BinOp::Div if is(a, 0.0) => zero(),
+        BinOp::Div if strong_zero && is(a, 0.0) => zero(),
         _ => None,
     }
 }

@@ -64,6 +64,7 @@ fn rule_func(rule: &'static Rule, ty: Ty) -> Func {
         vars: vec![],
         params: vec![],
         body: Block::default(),
+        derivative_vars_from: None,
     };
     let mut args = vec![];
     for (i, name) in rule.params.iter().enumerate() {
