@@ -11,20 +11,8 @@
 use grad::check::assert_gradient;
 use grad::prelude::*;
 
-/// Checks a generated gradient at every point against the primal's value
-/// and its central differences.
-#[track_caller]
-fn check<const N: usize>(
-    primal: impl Fn([f64; N]) -> f64,
-    generated: impl Fn([f64; N]) -> (f64, [f64; N]),
-    points: &[[f64; N]],
-) {
-    for &p in points {
-        let (value, grad) = generated(p);
-        assert_eq!(value, primal(p), "value at {p:?}");
-        assert_gradient(|v: &[f64]| primal(v.try_into().unwrap()), &p, &grad);
-    }
-}
+mod common;
+use common::check;
 
 const SCALE: f64 = 0.5;
 

@@ -11,6 +11,9 @@ use approx::assert_relative_eq;
 use grad::check::assert_gradient;
 use grad::prelude::*;
 
+mod common;
+use common::check;
+
 /// Checks a one-parameter function: the value returned with the gradient
 /// is the primal's, and `dx` of the gradient matches the central difference.
 #[track_caller]
@@ -24,20 +27,6 @@ fn unary<G>(
         let (value, grad) = generated(x);
         assert_eq!(value, primal(x), "value at {x}");
         assert_gradient(|v: &[f64]| primal(v[0]), &[x], &[dx(&grad)]);
-    }
-}
-
-/// Checks an `N`-parameter function given as closures over arrays.
-#[track_caller]
-fn check<const N: usize>(
-    primal: impl Fn([f64; N]) -> f64,
-    generated: impl Fn([f64; N]) -> (f64, [f64; N]),
-    points: &[[f64; N]],
-) {
-    for &p in points {
-        let (value, grad) = generated(p);
-        assert_eq!(value, primal(p), "value at {p:?}");
-        assert_gradient(|v: &[f64]| primal(v.try_into().unwrap()), &p, &grad);
     }
 }
 
