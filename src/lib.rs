@@ -30,7 +30,9 @@
 //! parameter when omitted); `crate = path` names this crate when it is
 //! renamed in `Cargo.toml`. The body may use arithmetic, `let`/`let mut`
 //! with reassignment and compound assignment, `if`/`else` (also as values),
-//! early `return`, the float methods (`sin`, `exp`, `powi`, `max`, …), the
+//! `match`, early `return`, loops (`for` over ranges and slices, `while`,
+//! `loop`, `break`, `continue`), slice and array parameters and local arrays
+//! with indexing, the float methods (`sin`, `exp`, `powi`, `max`, …), the
 //! runtime functions below, [`chain!`], and calls of other
 //! `#[differentiate]` functions, which are differentiated through. Anything
 //! else is a compile error that says what to write instead.
