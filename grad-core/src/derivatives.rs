@@ -18,9 +18,9 @@
 //!   [`bce_clamp_grad`] are piecewise constant: their derivative is `0` with
 //!   respect to every argument;
 //! * [`bce_clamp`] is a clamp: its derivative is [`bce_clamp_grad`];
-//! * [`mask_zero`]`(c, v)` and [`powf_exp_mask`]`(x, y, v)` are linear in
-//!   `v` and piecewise constant in the other arguments: their derivative is
-//!   the same mask applied to the derivative of `v`, i.e.
+//! * [`mask_zero`]`(c, v)`, [`gate`]`(s, v)` and [`powf_exp_mask`]`(x, y, v)`
+//!   are linear in `v` and piecewise constant in the other arguments: their
+//!   derivative is the same mask applied to the derivative of `v`, i.e.
 //!   `d mask_zero(c, v) = mask_zero(c, dv)`.
 //!
 //! All functions are branch-free selects in practice, allocate nothing, and
@@ -270,6 +270,33 @@ pub fn mask_zero<T: Float>(c: T, v: T) -> T {
     }
 }
 
+/// The adjoint `d` passed through a gate `s` (a step helper's value:
+/// `0`, `½` or `1`): `s · d`, but exactly `0` where `s` is `0`, even if `d`
+/// is infinite or NaN.
+///
+/// How [`relu`](crate::relu), [`clamp`], `max` and `min` pass their gradient
+/// on: PyTorch selects rather than multiplies there (`threshold_backward`,
+/// `where`), so `relu(x).sqrt()` at `x < 0`, where `sqrt`'s adjoint is
+/// `∞`, has gradient `0`, not `0 · ∞ = NaN`.
+///
+/// Linear in `d`: `d gate(s, d) = gate(s, dd)`; piecewise constant in `s`.
+///
+/// ```
+/// use grad_core::derivatives::gate;
+///
+/// assert_eq!(gate(0.0_f64, f64::INFINITY), 0.0);
+/// assert_eq!(gate(1.0_f64, 2.5), 2.5);
+/// assert_eq!(gate(0.5_f32, 3.0), 1.5);
+/// ```
+#[inline]
+pub fn gate<T: Float>(s: T, d: T) -> T {
+    if s == T::ZERO {
+        T::ZERO
+    } else {
+        s * d
+    }
+}
+
 /// `0` if `x == 0` and `y ≥ 0`, otherwise `v`.
 ///
 /// PyTorch's rule for the derivative of `x^y` with respect to the exponent
@@ -432,6 +459,22 @@ mod tests {
                     let (x, y): (F, F) = (0.0, 0.0);
                     let h = x.hypot(y);
                     assert_eq!(mask_zero(h, x / h), 0.0);
+                }
+
+                #[test]
+                fn gate_selects() {
+                    for d in [NAN, INF, -INF, 3.0] {
+                        let g = gate::<F>(0.0, d);
+                        assert_eq!(g, 0.0);
+                        assert!(g.is_sign_positive());
+                    }
+                    assert_eq!(gate::<F>(1.0, -2.0), -2.0);
+                    assert_eq!(gate::<F>(0.5, 3.0), 1.5);
+                    assert_eq!(gate::<F>(1.0, INF), INF);
+                    // relu(x).sqrt() at x < 0: the adjoint of sqrt(0) is ∞.
+                    let x: F = -1.0;
+                    let sqrt_adjoint = 0.5 / crate::relu(x).sqrt();
+                    assert_eq!(gate(relu_grad(x), sqrt_adjoint), 0.0);
                 }
 
                 #[test]

@@ -177,6 +177,23 @@ fn precedence(op: BinOp) -> u8 {
 
 type Prec = (TokenStream, u8);
 
+/// Whether `tokens` end with `as Type` outside any parentheses (a path type
+/// such as `f64` or `core::primitive::f64`).
+fn ends_in_cast(tokens: &TokenStream) -> bool {
+    let trees: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    let Some(at) = trees
+        .iter()
+        .rposition(|t| matches!(t, TokenTree::Ident(i) if i == "as"))
+    else {
+        return false;
+    };
+    trees[at + 1..].iter().all(|t| match t {
+        TokenTree::Ident(_) => true,
+        TokenTree::Punct(p) => p.as_char() == ':',
+        _ => false,
+    })
+}
+
 fn wrap((tokens, prec): Prec, min: u8) -> TokenStream {
     if prec < min {
         quote!((#tokens))
@@ -436,6 +453,19 @@ impl<'a> Emitter<'a> {
         wrap(self.operand(o), min)
     }
 
+    /// A constant written with its suffix when it has a known float type:
+    /// where the literal alone types a value (array elements, the arms of
+    /// a value `if`), dropping `_f64` would leave rustc's `{float}`, on
+    /// which a method call is error E0689.
+    fn typed_operand(&self, o: &Operand) -> TokenStream {
+        match o {
+            Operand::Float(c) if matches!(c.ty, Ty::F32 | Ty::F64) => {
+                wrap(float_literal(c, Some(c.ty)), 0)
+            }
+            other => self.operand_at(other, 0),
+        }
+    }
+
     fn args(&self, args: &[Operand]) -> TokenStream {
         let args = args.iter().map(|a| self.operand_at(a, 0));
         quote!(#(#args),*)
@@ -468,20 +498,23 @@ impl<'a> Emitter<'a> {
             }
             Expr::Binary(op, a, b) => {
                 let prec = precedence(*op);
-                // `a as f64 < b` would read `<` as the start of generic
-                // arguments: a cast on the left of `<` or `<<` is wrapped.
-                let left_cast = matches!(self.operand(a), (_, p) if p == P_CAST);
-                let cast_guard = if left_cast && matches!(op, BinOp::Lt | BinOp::Shl) {
-                    P_CAST + 1
-                } else {
-                    0
-                };
                 let (left_min, right_min) = if op.is_comparison() {
                     (prec + 1, prec + 1)
                 } else {
                     (prec, prec + 1)
                 };
-                let l = self.operand_at(a, left_min.max(cast_guard));
+                // The left operand is rendered once: rendering it again to
+                // look at it would make nested sums exponential.
+                let left = self.operand(a);
+                // `a * n as f64 < b` would read `<` as the start of generic
+                // arguments: a left side ending in a cast is wrapped before
+                // `<` or `<<`.
+                let l = if matches!(op, BinOp::Lt | BinOp::Shl) && ends_in_cast(&left.0) {
+                    let tokens = left.0;
+                    quote!((#tokens))
+                } else {
+                    wrap(left, left_min)
+                };
                 let r = self.operand_at(b, right_min);
                 let symbol: TokenStream = op.symbol().parse().unwrap_or_default();
                 (quote!(#l #symbol #r), prec)
@@ -680,14 +713,14 @@ impl<'a> Emitter<'a> {
                 let mutable = self.mutated.contains(var).then(|| quote!(mut));
                 let value = match init {
                     ArrayInit::Repeat { fill, lens } => {
-                        let mut value = self.operand_at(fill, 0);
+                        let mut value = self.typed_operand(fill);
                         for len in lens.iter().rev() {
                             value = quote!([#value; #len]);
                         }
                         value
                     }
                     ArrayInit::List(items) => {
-                        let items = items.iter().map(|i| self.operand_at(i, 0));
+                        let items = items.iter().map(|i| self.typed_operand(i));
                         quote!([#(#items),*])
                     }
                 };
@@ -787,8 +820,16 @@ impl<'a> Emitter<'a> {
                 else_block,
                 outs,
             } => {
-                let then_tokens = self.block(then_block);
-                let else_tokens = self.block(else_block);
+                // An out both arms give as a bare constant is typed by
+                // nothing else: those constants keep their suffix.
+                let untyped: Vec<bool> = then_block
+                    .yields
+                    .iter()
+                    .zip(&else_block.yields)
+                    .map(|(a, b)| matches!((a, b), (Operand::Float(_), Operand::Float(_))))
+                    .collect();
+                let then_tokens = self.block_typed(then_block, &untyped);
+                let else_tokens = self.block_typed(else_block, &untyped);
                 let if_expr = if outs.is_empty() && then_block.stmts.is_empty() {
                     let negated = wrap(self.operand(cond), P_UNARY);
                     quote!(if !#negated { #else_tokens })
@@ -867,12 +908,25 @@ impl<'a> Emitter<'a> {
 
     /// The statements of `block` followed by its yields (as a tuple if several).
     pub fn block(&self, block: &Block) -> TokenStream {
+        self.block_typed(block, &[])
+    }
+
+    /// A block; the yields marked in `typed` keep their suffix (where both
+    /// arms of a value `if` give constants, nothing else types its result).
+    fn block_typed(&self, block: &Block, typed: &[bool]) -> TokenStream {
         let stmts = block.stmts.iter().map(|s| self.stmt(s));
+        let yield_tokens = |(i, y): (usize, &Operand)| {
+            if typed.get(i).copied().unwrap_or(false) {
+                self.typed_operand(y)
+            } else {
+                self.operand_at(y, 0)
+            }
+        };
         let yields = match block.yields.as_slice() {
             [] => TokenStream::new(),
-            [one] => self.operand_at(one, 0),
+            [one] => yield_tokens((0, one)),
             many => {
-                let items = many.iter().map(|y| self.operand_at(y, 0));
+                let items = many.iter().enumerate().map(yield_tokens);
                 quote!((#(#items),*))
             }
         };

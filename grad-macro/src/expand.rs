@@ -106,11 +106,16 @@ pub fn params_of(item: &syn::ItemFn) -> Vec<(proc_macro2::Ident, syn::Type)> {
     item.sig
         .inputs
         .iter()
-        .filter_map(|arg| match arg {
+        .enumerate()
+        .filter_map(|(i, arg)| match arg {
             syn::FnArg::Typed(t) => {
+                // A pattern (`_`, `(a, b)`) is an error reported by lowering;
+                // the stubs still need a field name that parses.
                 let ident = match &*t.pat {
                     syn::Pat::Ident(p) => p.ident.clone(),
-                    other => proc_macro2::Ident::new("_", syn::spanned::Spanned::span(other)),
+                    other => {
+                        quote::format_ident!("__arg{i}", span = syn::spanned::Spanned::span(other))
+                    }
                 };
                 Some((ident, (*t.ty).clone()))
             }

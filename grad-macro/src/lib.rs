@@ -25,6 +25,8 @@ mod simplify;
 #[cfg(test)]
 mod interp;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use proc_macro::TokenStream;

@@ -852,7 +852,19 @@ impl<'s> Lowerer<'_> {
             return;
         }
         if matches!(&*init.expr, syn::Expr::Repeat(_) | syn::Expr::Array(_)) {
-            self.lower_local_array(block, ident, &init.expr);
+            // `let h: [f64; 2] = [0.0; 2]`: the element type the annotation
+            // gives, kept on the literals so the generated code is typed too.
+            let declared_elem = match &local.pat {
+                syn::Pat::Type(t) => {
+                    let mut ty = &*t.ty;
+                    while let syn::Type::Array(a) = ty {
+                        ty = &a.elem;
+                    }
+                    Some(classify(ty)).filter(|t| matches!(t, Ty::F32 | Ty::F64))
+                }
+                _ => None,
+            };
+            self.lower_local_array(block, ident, &init.expr, declared_elem);
             return;
         }
         let value = self.lower_expr(block, &init.expr);
@@ -904,7 +916,12 @@ impl<'s> Lowerer<'_> {
         let block_of = |e: &syn::Expr| -> syn::Block {
             match e {
                 syn::Expr::Block(b) if b.label.is_none() => b.block.clone(),
-                other => syn::parse_quote!({ #other }),
+                // Built, not re-parsed: an arm such as `0 => crate` is no
+                // expression syn can read back, and rustc should report it.
+                other => syn::Block {
+                    brace_token: Default::default(),
+                    stmts: vec![syn::Stmt::Expr(other.clone(), None)],
+                },
             }
         };
         let mut else_branch: syn::Expr = syn::Expr::Block(syn::ExprBlock {
@@ -941,7 +958,13 @@ impl<'s> Lowerer<'_> {
     }
 
     /// `let h = [fill; n];`, `[[fill; n]; m]`, `[a, b, c]`: local storage.
-    fn lower_local_array(&mut self, block: &mut Block, ident: &syn::Ident, e: &syn::Expr) {
+    fn lower_local_array(
+        &mut self,
+        block: &mut Block,
+        ident: &syn::Ident,
+        e: &syn::Expr,
+        declared_elem: Option<Ty>,
+    ) {
         let mut lens = vec![];
         let mut fill = e;
         while let syn::Expr::Repeat(r) = fill {
@@ -978,6 +1001,20 @@ impl<'s> Lowerer<'_> {
                 lens: lens.clone(),
             }
         };
+        let mut init = init;
+        if let Some(declared) = declared_elem {
+            let retype = |o: &mut Operand| {
+                if let Operand::Float(c) = o {
+                    if c.ty == Ty::Float {
+                        c.ty = declared;
+                    }
+                }
+            };
+            match &mut init {
+                ArrayInit::Repeat { fill, .. } => retype(fill),
+                ArrayInit::List(items) => items.iter_mut().for_each(retype),
+            }
+        }
         let elem = match &init {
             ArrayInit::Repeat { fill, .. } => self.func.operand_ty(fill),
             ArrayInit::List(items) => Ty::join(items.iter().map(|i| self.func.operand_ty(i))),

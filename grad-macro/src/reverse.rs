@@ -34,8 +34,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use proc_macro2::Span;
 
 use crate::ir::{
-    reads_in_block, substitute_block, walk_stmts, ArrayInit, BinOp, Block, Expr, Func, Loop,
-    LoopKind, Operand, Origin, Stmt, Target, Ty, UnOp, Var, VarInfo,
+    reads_in_block, substitute_block, walk_stmts, ArrayInit, BinOp, Block, CallForm, Expr, Func,
+    Loop, LoopKind, Operand, Origin, Stmt, Target, Ty, UnOp, Var, VarInfo,
 };
 use crate::rules::{self, Formula};
 
@@ -848,7 +848,8 @@ impl Reverse<'_> {
     ) -> Result<(), Error> {
         // An argument that occurs twice (`x * x`) gets one contribution, the
         // sum of its partials.
-        let mut per_arg: Vec<(Var, Operand)> = vec![];
+        // The flag: the partial is a single select (`Rule::is_select`).
+        let mut per_arg: Vec<(Var, Operand, bool)> = vec![];
         for (index, arg) in args.iter().enumerate() {
             let Some(var) = arg.as_var().filter(|_| self.func.is_active(arg)) else {
                 continue;
@@ -864,20 +865,27 @@ impl Reverse<'_> {
             else {
                 continue;
             };
-            match per_arg.iter_mut().find(|(v, _)| *v == var) {
-                Some((_, sum)) => {
+            match per_arg.iter_mut().find(|(v, _, _)| *v == var) {
+                Some((_, sum, select)) => {
                     let previous = sum.clone();
                     *sum = self.temp(rev, Expr::Binary(BinOp::Add, previous, partial), ty);
+                    *select = false;
                 }
-                None => per_arg.push((var, partial)),
+                None => per_arg.push((var, partial, rule.is_select(index))),
             }
         }
-        for (var, partial) in per_arg {
-            self.contribute(
-                rev,
-                &Operand::Var(var),
-                Expr::Binary(BinOp::Mul, d.clone(), partial),
-            );
+        for (var, partial, select) in per_arg {
+            let contribution = match rules::lookup("gate", CallForm::Helper) {
+                // `gate(s, d)`: `s * d`, but 0 where the select is 0 whatever d is.
+                Some(gate) if select => Expr::Prim {
+                    rule: gate,
+                    form: CallForm::Helper,
+                    args: vec![partial, d.clone()],
+                    path: None,
+                },
+                _ => Expr::Binary(BinOp::Mul, d.clone(), partial),
+            };
+            self.contribute(rev, &Operand::Var(var), contribution);
         }
         Ok(())
     }

@@ -70,6 +70,30 @@ impl Rule {
     pub fn is_int_param(&self, index: usize) -> bool {
         self.int_params.contains(&self.params[index])
     }
+
+    /// Whether the partial for parameter `index` is one call of a step
+    /// helper that *selects* where the gradient flows (`relu_grad(x)`,
+    /// `max_grad(x, y)`, `clamp_grad(x, lo, hi)`, …). The reverse pass then
+    /// passes the adjoint on through `gate(s, d)`, a select as PyTorch's
+    /// `threshold_backward` and `where` are, rather than multiplying it by a
+    /// zero: an infinite adjoint (`relu(x).sqrt()` at `x < 0`) gives 0, not NaN.
+    pub fn is_select(&self, index: usize) -> bool {
+        const SELECTS: &[&str] = &[
+            "relu_grad",
+            "max_grad",
+            "min_grad",
+            "clamp_grad",
+            "clamp_grad_lo",
+            "clamp_grad_hi",
+        ];
+        let Some(Some(formula)) = self.partials.get(index) else {
+            return false;
+        };
+        let Some((name, rest)) = formula.split_once('(') else {
+            return false;
+        };
+        SELECTS.contains(&name) && rest.ends_with(')') && !rest[..rest.len() - 1].contains('(')
+    }
 }
 
 /// Converts a sampled `f64` to an integer parameter's type inside the
@@ -253,6 +277,7 @@ pub static RULES: &[Rule] = &[
     rule!(helper bce_clamp(p) => ["bce_clamp_grad(p)"] on [PROB]),
     rule!(helper bce_clamp_grad(p) => ["0.0"] on [PROB]),
     rule!(helper mask_zero(c, v) => ["0.0", "mask_zero(c, 1.0)"] on [(0.5, 3.0), ALL]),
+    rule!(helper gate(s, d) => ["d", "s"] on [(0.5, 3.0), ALL]),
     rule!(helper powf_exp_mask(x, y, v) => ["0.0", "0.0", "powf_exp_mask(x, y, 1.0)"] on [POS, ALL, ALL]),
 ];
 

@@ -103,6 +103,12 @@ fn fold_expr(expr: &mut Expr, strong_zero: bool) {
             }))),
             _ => None,
         },
+        // `gate(s, 1.0)` is `s` (a gate is finite).
+        Expr::Prim { rule, args, .. }
+            if rule.name == "gate" && args.get(1).is_some_and(|d| d.is_float_value(1.0)) =>
+        {
+            Some(Expr::Use(args[0].clone()))
+        }
         Expr::Prim { rule, args, .. } if rule.name == "powi" => {
             match args.get(1).and_then(Operand::as_int) {
                 Some(1) => Some(Expr::Use(args[0].clone())),
@@ -146,10 +152,14 @@ fn fold_binary(op: BinOp, a: &Operand, b: &Operand, strong_zero: bool) -> Option
     }
     let is = |o: &Operand, v: f64| o.is_float_value(v);
     match op {
-        BinOp::Add if is(a, 0.0) => use_(b),
-        BinOp::Add if is(b, 0.0) => use_(a),
+        // `0 + x`, `x + 0` and `0 - x` differ from `x`, `x`, `-x` in the sign
+        // of a zero result (`0.0 + -0.0` is `+0.0`), which `signum` or `1 / v`
+        // can see: folded only in derivative code, where the sign of a zero
+        // adjoint does not matter. `x - 0` is exact.
+        BinOp::Add if strong_zero && is(a, 0.0) => use_(b),
+        BinOp::Add if strong_zero && is(b, 0.0) => use_(a),
         BinOp::Sub if is(b, 0.0) => use_(a),
-        BinOp::Sub if is(a, 0.0) => Some(Expr::Unary(UnOp::Neg, b.clone())),
+        BinOp::Sub if strong_zero && is(a, 0.0) => Some(Expr::Unary(UnOp::Neg, b.clone())),
         BinOp::Mul if strong_zero && (is(a, 0.0) || is(b, 0.0)) => zero(),
         BinOp::Mul if is(a, 1.0) => use_(b),
         BinOp::Mul if is(b, 1.0) => use_(a),

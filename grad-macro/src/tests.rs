@@ -415,12 +415,13 @@ fn simplifier_folds_identities_and_single_contributions() {
         quote!(),
         quote!(
             fn f(x: f64) -> f64 {
-                x * 1.0 + 0.0
+                x * 1.0 - 0.0
             }
         ),
     );
     let b = backward(&f);
-    // No adjoint arithmetic remains: d/dx is the constant 1.
+    // No adjoint arithmetic remains: d/dx is the constant 1. (`x + 0.0`
+    // stays in the value: it turns `-0.0` into `0.0`.)
     assert_eq!(
         b.to_string(),
         "fn(%0*) {\n  grad[0] += 1.0\n  yield %0\n}\n"

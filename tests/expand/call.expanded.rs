@@ -88,8 +88,10 @@ pub fn bce_loss_backward(y_pred: f64, target: f64, grad: &mut BceLossGrad) -> f6
     let __d_t1 = -target;
     __d_prediction += __d_t1 * (1.0 / prediction);
     grad.y_pred
-        += __d_prediction
-            * ::grad::__private::derivatives::clamp_grad(y_pred, 1e-7, 0.9999999);
+        += ::grad::__private::derivatives::gate(
+            ::grad::__private::derivatives::clamp_grad(y_pred, 1e-7, 0.9999999),
+            __d_prediction,
+        );
     grad.target += __d_target;
     -(target * __t1 + __t3 * __t5)
 }
