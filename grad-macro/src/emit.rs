@@ -301,7 +301,13 @@ impl<'a> Emitter<'a> {
                 Origin::Local => namer.claim(&info.name),
                 Origin::Temp => namer.numbered("__t"),
                 Origin::Adjoint(of) => {
-                    let base = names[of.0 as usize].to_string();
+                    // The value itself may have been folded away (`z` in
+                    // `let mut z = x;`): its adjoint still takes its name.
+                    let base = if appears.contains(of) || func.info(*of).origin == Origin::Param {
+                        names[of.0 as usize].to_string()
+                    } else {
+                        func.info(*of).name.clone()
+                    };
                     namer.fresh(&format!(
                         "__d_{}",
                         base.trim_start_matches("r#").trim_start_matches("__")

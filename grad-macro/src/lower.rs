@@ -8,8 +8,13 @@
 //! Early returns are lowered by continuation: when a statement-level `if`
 //! contains a `return`, the rest of the function is lowered into each of its
 //! branches (so each path ends in its own return value) and the `if` yields
-//! the function's result. The code after such an `if` is therefore lowered
-//! once per path that reaches it; that is linear for the usual guard clauses.
+//! the function's result. That is one copy of the rest for the usual guard
+//! clauses, where one branch always leaves. When both branches may go on to
+//! the code after the `if` (`if c { if d { return y; } y += 1.0; } else { … }`),
+//! copying would double the rest per such `if`; the `if` is lowered instead
+//! as a *region* ([`Term::Region`]) that yields whether a path left early,
+//! with what, and the variables it assigns, and the rest is lowered once,
+//! under `if !left { … }`. Code size stays linear.
 
 use std::collections::BTreeMap;
 
@@ -308,8 +313,8 @@ impl<'ast> Visit<'ast> for FindLoopExit {
 /// Whether `e` ends the current path: a `return` (function) or a `break` /
 /// `continue` (loop body; a `return` there is reported at the return).
 fn contains_terminator(e: &syn::Expr, term: &Term) -> bool {
-    match term {
-        Term::Function => contains_return(e),
+    match term.base() {
+        Term::Function | Term::Region { .. } => contains_return(e),
         Term::Loop { .. } => {
             let mut finder = FindLoopExit::default();
             finder.visit_expr(e);
@@ -363,6 +368,64 @@ enum Term {
         /// shadows one of them does not leak out of the loop.
         depth: usize,
     },
+    /// The branches of an `if` lowered as a region: a path ends either by
+    /// leaving `base` early, yielding `true` and `base`'s yields, or by
+    /// falling through to the code after the `if`, yielding `false` and
+    /// placeholders; either way followed by the current values of the
+    /// variables the `if` assigns (name and scope depth).
+    Region {
+        base: Box<Term>,
+        assigned: Vec<(String, usize)>,
+    },
+}
+
+impl Term {
+    /// The function or loop that a `return`, `break` or `continue` leaves.
+    fn base(&self) -> &Term {
+        match self {
+            Term::Region { base, .. } => base.base(),
+            other => other,
+        }
+    }
+}
+
+/// Names for the outs of an `if` that ends paths of `term`.
+fn yield_names(term: &Term) -> Vec<String> {
+    match term {
+        Term::Function => vec!["ret".into()],
+        Term::Loop { carried, .. } => std::iter::once("keep".to_string())
+            .chain(carried.iter().cloned())
+            .collect(),
+        Term::Region { base, assigned } => std::iter::once("left".to_string())
+            .chain(yield_names(base))
+            .chain(assigned.iter().map(|(name, _)| name.clone()))
+            .collect(),
+    }
+}
+
+/// Whether control can reach the end of `block` (it does not always end in
+/// `return`, `break` or `continue`).
+fn falls_through(block: &syn::Block) -> bool {
+    match block.stmts.last() {
+        Some(syn::Stmt::Expr(e, _)) => expr_falls_through(e),
+        _ => true,
+    }
+}
+
+fn expr_falls_through(e: &syn::Expr) -> bool {
+    match e {
+        syn::Expr::Return(_) | syn::Expr::Break(_) | syn::Expr::Continue(_) => false,
+        syn::Expr::Block(b) if b.label.is_none() => falls_through(&b.block),
+        syn::Expr::If(ei) => {
+            falls_through(&ei.then_branch)
+                || ei
+                    .else_branch
+                    .as_ref()
+                    .map_or(true, |(_, e)| expr_falls_through(e))
+        }
+        syn::Expr::Paren(p) => expr_falls_through(&p.expr),
+        _ => true,
+    }
 }
 
 type Scope = BTreeMap<String, Var>;
@@ -547,8 +610,10 @@ impl<'s> Lowerer<'_> {
     {
         loop {
             let Some(frame) = frames.last_mut() else {
-                if let Term::Loop { .. } = term {
-                    return self.loop_exit(true, term);
+                match term {
+                    Term::Loop { .. } => return self.loop_exit(true, term),
+                    Term::Region { .. } => return self.fall_through(term),
+                    Term::Function => {}
                 }
                 self.cx.error_spanned_by(
                     quote::quote_spanned!(body_span=> {}),
@@ -576,6 +641,7 @@ impl<'s> Lowerer<'_> {
                 return match term {
                     Term::Function => vec![Operand::float(0.0)],
                     Term::Loop { .. } => self.loop_exit(true, term),
+                    Term::Region { .. } => self.fall_through(term),
                 };
             }
             let frame_tail = frame.tail;
@@ -606,23 +672,26 @@ impl<'s> Lowerer<'_> {
             } else {
                 Tail::Discard
             };
-            match (expr, term) {
+            let base = term.base();
+            match (expr, base) {
                 (syn::Expr::Return(r), Term::Function) => {
-                    return match &r.expr {
-                        Some(e) => vec![self.lower_expr(block, e)],
+                    let value = match &r.expr {
+                        Some(e) => self.lower_expr(block, e),
                         None => {
                             self.cx
                                 .error_spanned_by(r, "`return` needs the value to return");
-                            vec![Operand::float(0.0)]
+                            Operand::float(0.0)
                         }
                     };
+                    return self.leave(term, vec![value]);
                 }
                 (syn::Expr::Return(r), Term::Loop { .. }) => {
                     self.cx.error_spanned_by(
                         r,
                         "`return` inside a loop is not supported yet; `break` out of the loop and return after it",
                     );
-                    return self.loop_exit(false, term);
+                    let exit = self.loop_exit(false, base);
+                    return self.leave(term, exit);
                 }
                 (syn::Expr::Break(b), Term::Loop { .. }) => {
                     if let Some(l) = &b.label {
@@ -631,20 +700,31 @@ impl<'s> Lowerer<'_> {
                     if let Some(v) = &b.expr {
                         self.cx.error_spanned_by(v, "`break` with a value is not supported; assign the value to a variable before `break`");
                     }
-                    return self.loop_exit(false, term);
+                    let exit = self.loop_exit(false, base);
+                    return self.leave(term, exit);
                 }
                 (syn::Expr::Continue(c), Term::Loop { .. }) => {
                     if let Some(l) = &c.label {
                         self.cx.error_spanned_by(l, "labelled `continue` is not supported yet; restructure the loops with a flag");
                     }
-                    return self.loop_exit(true, term);
+                    let exit = self.loop_exit(true, base);
+                    return self.leave(term, exit);
                 }
                 _ => {}
             }
             if contains_terminator(expr, term) {
                 match expr {
                     syn::Expr::If(ei) => {
-                        return self.lower_terminating_if(block, ei, frames, tail, body_span, term)
+                        let rest_left = frames.iter().any(|f| f.pos < f.items.len());
+                        let both_go_on = falls_through(&ei.then_branch)
+                            && ei
+                                .else_branch
+                                .as_ref()
+                                .map_or(true, |(_, e)| expr_falls_through(e));
+                        if rest_left && both_go_on && tail == Tail::Discard {
+                            return self.lower_region_if(block, ei, frames, body_span, term);
+                        }
+                        return self.lower_terminating_if(block, ei, frames, tail, body_span, term);
                     }
                     syn::Expr::Block(b) if b.label.is_none() => {
                         self.scopes.push(Scope::new());
@@ -658,8 +738,8 @@ impl<'s> Lowerer<'_> {
                     | syn::Expr::While(_)
                     | syn::Expr::Loop(_) => {}
                     _ => {
-                        let what = match term {
-                            Term::Function => "`return` is supported only as a statement, in the function body or in an `if`/`else` branch; compute the value into a variable instead",
+                        let what = match base {
+                            Term::Function | Term::Region { .. } => "`return` is supported only as a statement, in the function body or in an `if`/`else` branch; compute the value into a variable instead",
                             Term::Loop { .. } => "`break`, `continue` and `return` are supported only as statements, in the loop body or in an `if`/`else` branch",
                         };
                         self.cx.error_spanned_by(expr, what);
@@ -715,17 +795,12 @@ impl<'s> Lowerer<'_> {
         let else_values = self.lower_path(&mut else_block, else_frames, body_span, term);
         self.scopes = saved;
 
-        let names: Vec<String> = match term {
-            Term::Function => vec!["ret".into()],
-            Term::Loop { carried, .. } => std::iter::once("keep".to_string())
-                .chain(carried.iter().cloned())
-                .collect(),
-        };
+        let names = yield_names(term);
         let mut outs = vec![];
         for ((t, e), name) in then_values.iter().zip(&else_values).zip(&names) {
             let ty = Ty::join([self.func.operand_ty(t), self.func.operand_ty(e)]);
             let active = self.func.is_active(t) || self.func.is_active(e);
-            let origin = if name == "keep" {
+            let origin = if name == "keep" || name == "left" {
                 Origin::Temp
             } else {
                 Origin::Local
@@ -737,6 +812,128 @@ impl<'s> Lowerer<'_> {
         let values = outs.iter().map(|v| Operand::Var(*v)).collect();
         block.stmts.push(Stmt::If {
             cond,
+            then_block,
+            else_block,
+            outs,
+        });
+        values
+    }
+
+    /// What a path yields when it leaves `term`'s base early with
+    /// `base_yields` (the value returned, or a loop body's exit).
+    fn leave(&self, term: &Term, base_yields: Vec<Operand>) -> Vec<Operand> {
+        match term {
+            Term::Region { .. } => {
+                let mut yields = vec![Operand::Lit(
+                    syn::LitBool::new(true, Span::call_site()).into(),
+                )];
+                yields.extend(base_yields);
+                yields.extend(self.region_values(term));
+                yields
+            }
+            _ => base_yields,
+        }
+    }
+
+    /// What a path of a region yields when it falls through to the code
+    /// after the `if`: `false`, placeholders for the base's yields, and the
+    /// assigned variables.
+    fn fall_through(&self, term: &Term) -> Vec<Operand> {
+        let Term::Region { base, .. } = term else {
+            return vec![];
+        };
+        let mut yields = vec![Operand::Lit(
+            syn::LitBool::new(false, Span::call_site()).into(),
+        )];
+        match &**base {
+            Term::Loop { .. } => yields.extend(self.loop_exit(true, base)),
+            _ => yields.push(Operand::float(0.0)),
+        }
+        yields.extend(self.region_values(term));
+        yields
+    }
+
+    /// The current values of the variables a region assigns.
+    fn region_values(&self, term: &Term) -> Vec<Operand> {
+        let Term::Region { assigned, .. } = term else {
+            return vec![];
+        };
+        assigned
+            .iter()
+            .map(|(name, depth)| {
+                self.scopes
+                    .get(*depth)
+                    .and_then(|scope| scope.get(name))
+                    .map_or(Operand::float(0.0), |v| Operand::Var(*v))
+            })
+            .collect()
+    }
+
+    /// An `if` some of whose paths leave early while others go on to the
+    /// rest of the code, lowered without copying the rest (see the module's
+    /// documentation): the `if` as a [`Term::Region`], then
+    /// `if left { <leave with what it left with> } else { <the rest> }`.
+    fn lower_region_if(
+        &mut self,
+        block: &mut Block,
+        ei: &'s syn::ExprIf,
+        frames: Vec<Frame<'s>>,
+        body_span: Span,
+        term: &Term,
+    ) -> Vec<Operand> {
+        let mut finder = FindAssigned::default();
+        finder.visit_expr_if(ei);
+        let assigned: Vec<(String, usize)> = finder
+            .0
+            .iter()
+            .filter_map(|ident| {
+                let name = ident.to_string();
+                self.lookup(&name).map(|(depth, _)| (name, depth))
+            })
+            .collect();
+        let region = Term::Region {
+            base: Box::new(term.base().clone()),
+            assigned: assigned.clone(),
+        };
+        let outs = self.lower_terminating_if(block, ei, vec![], Tail::Discard, body_span, &region);
+        let Some((left, rest)) = outs.split_first() else {
+            return outs;
+        };
+        let (base_values, assigned_values) = rest.split_at(rest.len() - assigned.len());
+        for ((name, depth), value) in assigned.iter().zip(assigned_values) {
+            if let (Some(scope), Some(var)) = (self.scopes.get_mut(*depth), value.as_var()) {
+                scope.insert(name.clone(), var);
+            }
+        }
+
+        let saved = self.scopes.clone();
+        let then_block = Block {
+            stmts: vec![],
+            yields: self.leave(term, base_values.to_vec()),
+        };
+        let mut else_block = Block::default();
+        else_block.yields = self.lower_path(&mut else_block, frames, body_span, term);
+        self.scopes = saved;
+
+        let mut outs = vec![];
+        for ((t, e), name) in then_block
+            .yields
+            .iter()
+            .zip(&else_block.yields)
+            .zip(yield_names(term))
+        {
+            let ty = Ty::join([self.func.operand_ty(t), self.func.operand_ty(e)]);
+            let active = self.func.is_active(t) || self.func.is_active(e);
+            let origin = if name == "keep" || name == "left" {
+                Origin::Temp
+            } else {
+                Origin::Local
+            };
+            outs.push(self.new_var(&name, ty, origin, active, ei.if_token.span));
+        }
+        let values = outs.iter().map(|v| Operand::Var(*v)).collect();
+        block.stmts.push(Stmt::If {
+            cond: left.clone(),
             then_block,
             else_block,
             outs,

@@ -409,6 +409,66 @@ fn branches_and_early_returns_match_finite_differences() {
     }
 }
 
+/// Early exits in `if`s whose branches both go on (lowered as regions, not
+/// by copying the rest): the lowered function computes what Rust computes,
+/// and the gradient matches finite differences of the Rust function.
+#[test]
+fn early_exits_in_regions_match_rust() {
+    macro_rules! both {
+        ($($item:tt)*) => {{
+            $($item)*
+            (f as fn(f64, f64) -> f64, quote!($($item)*))
+        }};
+    }
+    let cases = [
+        both! {
+            fn f(x: f64, y: f64) -> f64 {
+                let mut z = x;
+                if z > 0.5 { if y > 1.0 { return z * y; } z += y.sin(); } else { z *= 2.0; }
+                if z > 1.5 { if y < 0.0 { return z.exp(); } z *= x; } else { z -= y; }
+                if z < 3.0 { if z > 2.0 { return z.ln() * y; } } else { z *= 0.5; }
+                z * y + x
+            }
+        },
+        both! {
+            fn f(x: f64, y: f64) -> f64 {
+                let mut s = 0.0;
+                for i in 0..6 {
+                    let t = (i as f64) * 0.3;
+                    if t > x { if s > y { break; } s += t * y; } else { if t < 0.2 { continue; } s *= x; }
+                    s += x * y;
+                }
+                s
+            }
+        },
+    ];
+    // Away from the loop's thresholds `i * 0.3`, where the function jumps.
+    let points = [
+        [0.35, 0.7],
+        [2.05, 3.0],
+        [0.8, 1.5],
+        [1.25, -0.4],
+        [0.95, 0.2],
+        [0.1, 5.0],
+        [0.65, 0.4],
+        [1.9, -0.2],
+        [1.3, 0.95],
+    ];
+    for (native, item) in cases {
+        let f = lower_fn(quote!(), item.clone());
+        let b = backward(&f);
+        for point in points {
+            let args: Vec<Val<f64>> = point.iter().map(|&x| Val::F(x)).collect();
+            let want = native(point[0], point[1]);
+            assert_eq!(interp::run(&f, &args).0, want, "{item} at {point:?}");
+            let (value, grad) = interp::run(&b, &args);
+            assert_eq!(value, want, "{item} at {point:?}");
+            let rust = |xs: &[f64]| native(xs[0], xs[1]);
+            grad_core::check::assert_gradient(rust, &point, &grad);
+        }
+    }
+}
+
 #[test]
 fn simplifier_folds_identities_and_single_contributions() {
     let f = lower_fn(
