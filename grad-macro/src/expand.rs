@@ -84,6 +84,13 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut emitter = Emitter::new(&backward, &krate, &mut namer, sig.ret);
     emitter.grad_param = Some(grad_param.clone());
     let body = emitter.block(&backward.body);
+    // The body's `use` items, for the paths they bring into scope; a
+    // companion may not need each of them.
+    let uses = &backward.uses;
+    let body = quote! {
+        #(#[allow(unused_imports)] #uses)*
+        #body
+    };
     let param_names = backward
         .params
         .iter()

@@ -593,6 +593,9 @@ pub struct Func {
     /// primal's) hold derivative values, where the simplifier may fold
     /// `0 * x` to `0` (see `simplify`).
     pub derivative_vars_from: Option<u32>,
+    /// The `use` items of the body (`use grad::prelude::sigmoid as s;`),
+    /// repeated in the companions' bodies so their paths resolve there too.
+    pub uses: Vec<syn::ItemUse>,
 }
 
 impl Func {

@@ -143,12 +143,14 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
             params: vec![],
             body: Block::default(),
             derivative_vars_from: None,
+            uses: vec![],
         },
         scopes: vec![BTreeMap::new()],
         default_float: ret,
         krate: args.krate.clone(),
         ref_elements: Default::default(),
         work: 0,
+        aliases: BTreeMap::new(),
     };
     if !lowerer.lower_params(sig, args) {
         // A method: the companions could not stand beside it anyway.
@@ -440,6 +442,9 @@ struct Lowerer<'a> {
     /// Loop elements that are references (`&f64`) in the user's code but
     /// values in the IR: passed to a function, they are passed as `&x`.
     ref_elements: std::collections::HashSet<Var>,
+    /// Runtime functions imported under another name by a `use` in the body
+    /// (`use grad::sigmoid as s;`): alias -> the function's name.
+    aliases: BTreeMap<String, String>,
     /// Statements lowered so far: early exits copy the code after them into
     /// each branch, which nested guards can make exponential; past a bound
     /// the function is rejected rather than the build made to crawl.
@@ -653,10 +658,7 @@ impl<'s> Lowerer<'_> {
                     continue;
                 }
                 Item::Stmt(syn::Stmt::Item(item)) => {
-                    self.cx.error_spanned_by(
-                        item,
-                        "items inside a #[differentiate] body are not supported; move this item out of the function",
-                    );
+                    self.lower_item(item);
                     continue;
                 }
                 Item::Stmt(syn::Stmt::Macro(m)) => {
@@ -1807,10 +1809,7 @@ impl<'s> Lowerer<'_> {
             let is_last = i + 1 == b.stmts.len();
             match stmt {
                 syn::Stmt::Local(local) => self.lower_local(block, local),
-                syn::Stmt::Item(item) => self.cx.error_spanned_by(
-                    item,
-                    "items inside a #[differentiate] body are not supported; move this item out of the function",
-                ),
+                syn::Stmt::Item(item) => self.lower_item(item),
                 syn::Stmt::Macro(m) => {
                     let v = self.lower_macro(block, &m.mac);
                     if is_last && m.semi_token.is_none() {
@@ -2278,7 +2277,40 @@ impl<'s> Lowerer<'_> {
         )
     }
 
+    /// An item in the body: a `use` is kept (and repeated in the
+    /// companions); any other item is an error.
+    fn lower_item(&mut self, item: &syn::Item) {
+        let syn::Item::Use(u) = item else {
+            self.cx.error_spanned_by(
+                item,
+                "items inside a #[differentiate] body are not supported (except `use`); move this item out of the function",
+            );
+            return;
+        };
+        let mut imports = vec![];
+        use_tree_imports(&u.tree, &mut vec![], &mut imports);
+        for (path, alias) in imports {
+            let Some(name) = path.last() else { continue };
+            let from_runtime =
+                matches!(path.first().map(String::as_str), Some("grad" | "grad_core"))
+                    || self
+                        .krate
+                        .as_ref()
+                        .and_then(|k| k.segments.first())
+                        .is_some_and(|k| path.first() == Some(&k.ident.to_string()));
+            if from_runtime && rules::is_runtime_fn(name) && alias != *name {
+                self.aliases.insert(alias, name.clone());
+            }
+        }
+        self.func.uses.push(u.clone());
+    }
+
     fn is_runtime_path(&self, path: &syn::Path) -> Option<String> {
+        if let Some(ident) = path.get_ident() {
+            if let Some(name) = self.aliases.get(&ident.to_string()) {
+                return Some(name.clone());
+            }
+        }
         let last = path.segments.last()?.ident.to_string();
         if !rules::is_runtime_fn(&last) {
             return None;
@@ -2394,6 +2426,38 @@ impl<'s> Lowerer<'_> {
                 span,
             )
         }
+    }
+}
+
+/// The imports of a `use` tree: each path (segments, without a leading
+/// `::`) and the name it is imported as.
+fn use_tree_imports(
+    tree: &syn::UseTree,
+    prefix: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, String)>,
+) {
+    match tree {
+        syn::UseTree::Path(p) => {
+            prefix.push(p.ident.to_string());
+            use_tree_imports(&p.tree, prefix, out);
+            prefix.pop();
+        }
+        syn::UseTree::Name(n) => {
+            let mut path = prefix.clone();
+            path.push(n.ident.to_string());
+            out.push((path, n.ident.to_string()));
+        }
+        syn::UseTree::Rename(r) => {
+            let mut path = prefix.clone();
+            path.push(r.ident.to_string());
+            out.push((path, r.rename.to_string()));
+        }
+        syn::UseTree::Group(g) => {
+            for t in &g.items {
+                use_tree_imports(t, prefix, out);
+            }
+        }
+        syn::UseTree::Glob(_) => {}
     }
 }
 

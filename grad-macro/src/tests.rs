@@ -65,6 +65,7 @@ fn rule_func(rule: &'static Rule, ty: Ty) -> Func {
         params: vec![],
         body: Block::default(),
         derivative_vars_from: None,
+        uses: vec![],
     };
     let mut args = vec![];
     for (i, name) in rule.params.iter().enumerate() {
