@@ -312,3 +312,45 @@ fn compound_array_updates_numbers() {
     assert_eq!(value, two_dimensional(&x));
     assert_gradient(|p: &[f64]| two_dimensional(p), &x, &g.x);
 }
+
+/// Early exits in `if`s whose branches both go on (lowered as a region with
+/// a flag), in the function and in a loop body; `use` items in the body;
+/// gated kinks (`relu`, `max`, `clamp`).
+#[differentiate]
+fn regions_and_imports(x: f64, y: f64) -> f64 {
+    use grad::prelude::relu as r;
+    let mut z = x;
+    if z > 0.5 {
+        if y > 1.0 {
+            return z * y;
+        }
+        z += y.sin();
+    } else {
+        z *= 2.0;
+    }
+    let mut s = 0.0;
+    for i in 0..4 {
+        let t = f64::from(i) * 0.5;
+        if t > z {
+            if s > 3.0 {
+                break;
+            }
+            s += t * y;
+        } else {
+            s *= 0.5;
+        }
+    }
+    r(z).sqrt() + s + z.max(y) + clamp(y, 0.0, 1.0)
+}
+
+#[test]
+fn regions_and_imports_numbers() {
+    check(
+        |[x, y]| regions_and_imports(x, y),
+        |[x, y]| {
+            let (v, g) = regions_and_imports_grad(x, y);
+            (v, [g.x, g.y])
+        },
+        &[[0.3, 0.7], [0.8, 1.5], [0.9, 0.4], [-0.6, 0.3]],
+    );
+}
