@@ -2,7 +2,8 @@
 //! locals named like the companions' own variables (`grad`, `value`) or
 //! like the macro's temporaries (`__t1`, `__d_x`, `ret`, `out`), a local
 //! float named like a runtime function, constants named like temporaries,
-//! raw identifiers, and modules that shadow `core`/`grad`.
+//! raw identifiers, and modules that shadow `core`/`grad`. Every other
+//! generated name, in every construct, is in `tests/hygiene_names.rs`.
 
 #![allow(non_upper_case_globals)]
 

@@ -485,6 +485,20 @@ pub struct Loop {
     pub body: Block,
     /// The number of iterations run, counted when the reverse pass needs it.
     pub count: Option<Var>,
+    /// Set by the reverse pass on a forward loop, to find its reverse loop.
+    pub id: Option<u32>,
+    /// Set by the reverse pass on a reverse loop (see `fuse.rs`).
+    pub reverse_of: Option<ReverseOf>,
+}
+
+/// What links a reverse loop to the forward loop it reverses.
+#[derive(Clone, Debug)]
+pub struct ReverseOf {
+    /// The forward loop's `id`.
+    pub id: u32,
+    /// The reverse loop's recomputed copies of the forward body's
+    /// variables: `(copy, original)`.
+    pub copies: Vec<(Var, Var)>,
 }
 
 #[derive(Clone, Debug)]

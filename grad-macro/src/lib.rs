@@ -15,6 +15,7 @@ mod ctxt;
 mod emit;
 mod expand;
 mod fallback;
+mod fuse;
 mod ir;
 mod items;
 mod lower;

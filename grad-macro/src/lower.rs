@@ -1491,6 +1491,8 @@ impl<'s> Lowerer<'_> {
             carried: carried_ir,
             body: body_block,
             count: None,
+            id: None,
+            reverse_of: None,
         })));
     }
 

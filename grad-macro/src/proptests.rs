@@ -1948,16 +1948,6 @@ fn check(p: &Program) -> Result<Outcome, String> {
         outcome.skipped += 1;
         return Ok(outcome);
     }
-    let noise = 1e-9 + 64.0 * f64::EPSILON * max_abs / (STEP / 4.0);
-    let fd = |j: usize, h: f64| -> Option<(f64, f64)> {
-        let mut plus = x.clone();
-        plus[j] += h;
-        let mut minus = x.clone();
-        minus[j] -= h;
-        let (fp, tp, mp) = evaluate(&r, &plus)?;
-        let (fm, tm, mm) = evaluate(&r, &minus)?;
-        (tp == trace && tm == trace).then_some(((fp - fm) / (2.0 * h), mp.max(mm)))
-    };
     for (j, (wrt, slot)) in input_slots(&r).into_iter().enumerate() {
         let g = grad[slot];
         if !wrt {
@@ -1968,29 +1958,93 @@ fn check(p: &Program) -> Result<Outcome, String> {
             }
             continue;
         }
-        let h = STEP * x[j].abs().max(1.0);
-        let (Some((d1, m1)), Some((d2, m2))) = (fd(j, h), fd(j, h / 4.0)) else {
+        let Ok(d) = differences(&r, &x, &trace, max_abs, j) else {
             outcome.skipped += 1;
             continue;
         };
-        let noise = noise.max(1e-9 + 64.0 * f64::EPSILON * m1.max(m2) / (h / 4.0));
-        let scale = d1.abs().max(d2.abs());
-        if (d1 - d2).abs() > 1e-5 * scale + noise {
-            outcome.skipped += 1;
-            continue;
-        }
-        let richardson = d2 + (d2 - d1) / 15.0;
-        let tol = 1e-6 * scale.max(g.abs()) + noise;
-        let off = (g - d2).abs().min((g - richardson).abs());
+        let richardson = d.d2 + (d.d2 - d.d1) / 15.0;
+        let tol = 1e-6 * d.scale.max(g.abs()) + d.noise;
+        let off = (g - d.d2).abs().min((g - richardson).abs());
         if off.is_nan() || off > tol {
             return Err(format!(
-                "gradient of input {j}: transform {g:e}, finite differences {d2:e} \
-                 (step {h:e}: {d1:e}) at {x:?}"
+                "gradient of input {j}: transform {g:e}, finite differences {:e} \
+                 (step {:e}: {:e}) at {x:?}",
+                d.d2, d.h, d.d1
             ));
         }
         outcome.compared += 1;
     }
     Ok(outcome)
+}
+
+/// Why the finite differences of an input are not compared.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Skip {
+    /// A primitive is evaluated where its derivative is infinite or
+    /// undefined (`cbrt(0)`, `atan2(0, 0)`).
+    Singular,
+    /// A discrete decision (a branch, the side of a kink) changes within
+    /// the step, or a value there is not finite.
+    Decision,
+    /// The central differences at two step sizes disagree: the function is
+    /// not smooth enough there at the scale of the step.
+    Steps,
+}
+
+/// Central differences of the reference evaluator in one input.
+struct Differences {
+    /// The larger step.
+    h: f64,
+    /// The central differences with steps `h` and `h / 4`.
+    d1: f64,
+    d2: f64,
+    /// `max(|d1|, |d2|)`.
+    scale: f64,
+    /// The rounding error to allow for, from the largest intermediate
+    /// magnitude at the point and within the step.
+    noise: f64,
+}
+
+/// The central differences of input `j` at `x` (where the reference
+/// evaluator gives `trace` and the largest intermediate `max_abs`), if they
+/// are meaningful there: no derivative is singular at `x`, the decision trace
+/// is the same at `x ± h` and `x ± h / 4`, and the two differences agree.
+fn differences(
+    r: &Resolved,
+    x: &[f64],
+    trace: &[i64],
+    max_abs: f64,
+    j: usize,
+) -> Result<Differences, Skip> {
+    if trace.last() == Some(&i64::MIN) {
+        return Err(Skip::Singular);
+    }
+    let fd = |h: f64| -> Option<(f64, f64)> {
+        let mut plus = x.to_vec();
+        plus[j] += h;
+        let mut minus = x.to_vec();
+        minus[j] -= h;
+        let (fp, tp, mp) = evaluate(r, &plus)?;
+        let (fm, tm, mm) = evaluate(r, &minus)?;
+        (tp == trace && tm == trace).then_some(((fp - fm) / (2.0 * h), mp.max(mm)))
+    };
+    let h = STEP * x[j].abs().max(1.0);
+    let (Some((d1, m1)), Some((d2, m2))) = (fd(h), fd(h / 4.0)) else {
+        return Err(Skip::Decision);
+    };
+    let noise = (1e-9 + 64.0 * f64::EPSILON * max_abs / (STEP / 4.0))
+        .max(1e-9 + 64.0 * f64::EPSILON * m1.max(m2) / (h / 4.0));
+    let scale = d1.abs().max(d2.abs());
+    if (d1 - d2).abs() > 1e-5 * scale + noise {
+        return Err(Skip::Steps);
+    }
+    Ok(Differences {
+        h,
+        d1,
+        d2,
+        scale,
+        noise,
+    })
 }
 
 // ------------------------------------------------------------- minimisation
@@ -2827,8 +2881,7 @@ fn regression_masks_turn_an_infinite_gradient_into_nan() {
 /// expansion is about 1 MB of code and takes seconds (k = 2: 3 KB, 3 ms);
 /// each further statement doubles both.
 #[test]
-#[ignore = "BUG: k sequential `if c { if d { return y; } .. } else { .. }` expand to 2^k copies of the tail"]
-fn bug_nested_guards_expand_exponentially() {
+fn regression_nested_guards_expand_exponentially() {
     let source = |k: usize| {
         let mut body = String::from("let mut y = x;");
         for i in 0..k {
@@ -2854,142 +2907,541 @@ fn bug_nested_guards_expand_exponentially() {
 
 // ------------------------------------------------------- through rustc
 
-/// End to end: generated programs are compiled by rustc with the real macro
-/// (a scratch crate depending on `grad` by path), run, and their `f_grad`
-/// compared bit for bit with the interpreter's run of the transformed IR at
-/// the same point. This checks what the in-process tests cannot: that the
-/// emitted code type-checks and computes what the IR computes.
-/// `GRAD_RUSTC_PROGRAMS` sets the number of programs (200).
-#[test]
-#[ignore = "slow (builds and runs a crate with cargo); run with --ignored"]
-fn generated_programs_compile_and_agree_with_the_interpreter() {
+/// The checked-in integration test of compiled random programs, relative to
+/// the workspace root.
+const COMPILED_FILE: &str = "tests/random_programs.rs";
+
+/// How many programs it holds.
+const COMPILED_PROGRAMS: usize = 100;
+
+/// The seed they are drawn from, fixed and independent of `PROPTEST_*`.
+const COMPILED_SEED: [u8; 16] = *b"grad:compiled-01";
+
+/// Draws of [`COMPILED_SEED`] kept out of the file, with the bug each shows:
+/// (draw number, counting from 1; why). Empty when none.
+const COMPILED_EXCLUDED: &[(usize, &str)] = &[];
+
+/// The programs of [`COMPILED_FILE`] (`count` = [`COMPILED_PROGRAMS`]): the
+/// first `count` draws of [`COMPILED_SEED`] whose point is in the domain
+/// (`check` says evaluated), each with its draw number.
+fn compiled_programs(count: usize) -> Vec<(usize, Program)> {
     use proptest::strategy::ValueTree;
-    let wanted: usize = std::env::var("GRAD_RUSTC_PROGRAMS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200);
-    let mut runner = TestRunner::new(config(1));
+    use proptest::test_runner::TestRng;
+    // Every setting that generation reads, so that no environment variable
+    // changes the programs.
+    let config = Config {
+        max_default_size_range: 100,
+        max_local_rejects: 65_536,
+        max_global_rejects: 1_024,
+        max_flat_map_regens: 1_000_000,
+        failure_persistence: None,
+        rng_algorithm: RngAlgorithm::XorShift,
+        ..Config::default()
+    };
+    let rng = TestRng::from_seed(RngAlgorithm::XorShift, &COMPILED_SEED);
+    let mut runner = TestRunner::new_with_rng(config, rng);
     let mut programs = vec![];
-    while programs.len() < wanted {
-        let Ok(tree) = arb_program().new_tree(&mut runner) else {
+    let mut draw = 0;
+    while programs.len() < count {
+        let p = arb_program()
+            .new_tree(&mut runner)
+            .expect("the generator rejects nothing")
+            .current();
+        draw += 1;
+        if COMPILED_EXCLUDED.iter().any(|(d, _)| *d == draw) {
             continue;
-        };
-        let p = tree.current();
-        if matches!(check(&p), Ok(o) if o.evaluated) {
-            programs.push(p);
+        }
+        match check(&p) {
+            Ok(o) if o.evaluated => programs.push((draw, p)),
+            Ok(_) => {}
+            Err(e) => panic!(
+                "draw {draw} of the compiled programs' seed fails the in-process check: {e}\n\
+                 {}\n(record it in COMPILED_EXCLUDED with the bug, and report the bug)",
+                resolve(&p).source()
+            ),
         }
     }
-    let dir = std::env::temp_dir().join("grad-proptests-rustc");
-    std::fs::create_dir_all(dir.join("src")).expect("scratch dir");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"grad-proptests-rustc\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
-             [dependencies]\ngrad = {{ path = {:?} }}\n[workspace]\n",
-            root.display()
-        ),
+    programs
+}
+
+/// The relative tolerance of the finite-difference checks (`grad::check`'s
+/// default for `f64`).
+const COMPILED_RELATIVE: f64 = 1e-6;
+
+/// `grad::check::central_difference`'s step for `x`.
+fn check_step(x: f64) -> f64 {
+    f64::EPSILON.cbrt() * 1f64.max(x.abs())
+}
+
+/// `v` rounded up to one significant digit (a readable tolerance).
+fn round_up(v: f64) -> f64 {
+    let mut exponent = v.log10().floor() as i32;
+    let mut digit = (v / 10f64.powi(exponent)).ceil() as i32;
+    if digit >= 10 {
+        (digit, exponent) = (1, exponent + 1);
+    }
+    let rounded: f64 = format!("{digit}e{exponent}").parse().expect("a float");
+    if rounded < v {
+        round_up(rounded * 1.01)
+    } else {
+        rounded
+    }
+}
+
+/// Why an input's gradient is not checked against finite differences in the
+/// compiled test.
+fn skip_reason(skip: Option<Skip>) -> &'static str {
+    match skip {
+        Some(Skip::Singular) => "a derivative is infinite or undefined at the point",
+        Some(Skip::Decision) => "a decision changes within the step",
+        Some(Skip::Steps) => "the differences at two step sizes disagree",
+        None => "the central difference's truncation error exceeds the tolerance",
+    }
+}
+
+/// `text` as `///` lines of at most 80 columns (rustfmt leaves comments
+/// as they are).
+fn doc_comment(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::from("///");
+    for word in text.split_whitespace() {
+        if line.len() + 1 + word.len() > 80 && line.len() > 3 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("///");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
+/// One program's module and test, and how many gradient components get the
+/// finite-difference check.
+fn compiled_program(name: &str, draw: usize, p: &Program) -> (String, usize) {
+    let r = resolve(p);
+    let x = inputs(p, &r);
+    let (reference, trace, max_abs) = evaluate(&r, &x).expect("evaluated");
+    let primal = lower_tokens(
+        TokenStream::from_str(&r.attr()).expect("attr"),
+        TokenStream::from_str(&r.item()).expect("item"),
     )
-    .expect("Cargo.toml");
-    let mut main = String::from("#![allow(warnings)]\n");
-    let mut expected = vec![];
-    for (k, p) in programs.iter().enumerate() {
-        let r = resolve(p);
-        let item = r.item().replacen("fn f(", "pub fn f(", 1);
-        let _ = writeln!(
-            main,
-            "mod p{k} {{\n    use grad::prelude::*;\n    #[differentiate({})]\n    {item}}}",
-            r.attr()
+    .expect("lowers");
+    let (value, grad) = interp::run(
+        &backward(&primal).expect("transforms"),
+        &interp_args(&r, &x),
+    );
+    assert_eq!(value.to_bits(), reference.to_bits(), "checked by `check`");
+
+    // The arguments, bound to the parameters' names; the call's arguments;
+    // the same with the differentiated inputs taken from `x` (for the
+    // finite differences); the differentiated parameters (as slices); and,
+    // per differentiated input, its name and flat index.
+    let (mut lets, mut args, mut varied) = (String::new(), vec![], vec![]);
+    let (mut wrt_params, mut wrt) = (vec![], vec![]);
+    let mut i = 0;
+    for param in &r.params {
+        match param {
+            ParamDecl::Scalar { name, wrt: w, .. } => {
+                let _ = writeln!(lets, "let {name} = {:?};", x[i]);
+                args.push(name.clone());
+                if *w {
+                    varied.push(format!("x[{}]", wrt.len()));
+                    wrt_params.push((format!("&[{name}]"), format!("&[{{g}}.{name}]")));
+                    wrt.push((name.clone(), i));
+                } else {
+                    varied.push(name.clone());
+                }
+                i += 1;
+            }
+            ParamDecl::Slice { name, wrt: w } => {
+                let elems: Vec<String> = x[i..i + r.len].iter().map(|v| format!("{v:?}")).collect();
+                let _ = writeln!(lets, "let {name} = [{}];", elems.join(", "));
+                args.push(format!("&{name}"));
+                if *w {
+                    varied.push(format!("&x[{}..{}]", wrt.len(), wrt.len() + r.len));
+                    wrt_params.push((format!("&{name}"), format!("&{{g}}.{name}")));
+                    for k in 0..r.len {
+                        wrt.push((format!("{name}[{k}]"), i + k));
+                    }
+                } else {
+                    varied.push(format!("&{name}"));
+                }
+                i += r.len;
+            }
+            ParamDecl::Int { name } => {
+                let _ = writeln!(lets, "let {name} = {};", r.len);
+                args.push(name.clone());
+                varied.push(name.clone());
+            }
+        }
+    }
+    let slots = input_slots(&r);
+    let args = args.join(", ");
+
+    // Which components get the finite-difference check: those `check`
+    // compares (`differences`), where the decisions are also the same
+    // within `grad::check`'s own step and its central difference agrees
+    // with the interpreter's gradient, as the compiled test will compute it.
+    let mut checked = vec![];
+    let mut skipped: Vec<(String, &str)> = vec![];
+    let mut absolute: f64 = 1e-8;
+    for (k, (input, j)) in wrt.iter().enumerate() {
+        let g = grad[slots[*j].1];
+        let decided = differences(&r, &x, &trace, max_abs, *j).map_err(Some);
+        let verdict = decided.and_then(|_| {
+            let h = check_step(x[*j]);
+            let at = |v: f64| {
+                let mut y = x.clone();
+                y[*j] = v;
+                evaluate(&r, &y)
+            };
+            let (Some((_, tu, mu)), Some((_, td, md))) = (at(x[*j] + h), at(x[*j] - h)) else {
+                return Err(Some(Skip::Decision));
+            };
+            if tu != trace || td != trace {
+                return Err(Some(Skip::Decision));
+            }
+            let noise = 1e-9 + 64.0 * f64::EPSILON * max_abs.max(mu).max(md) / h;
+            let tol = round_up(noise.max(1e-8));
+            let f = |v: &[f64]| at(v[0]).map_or(f64::NAN, |e| e.0);
+            let tolerance = grad_core::check::Tolerance {
+                relative: COMPILED_RELATIVE,
+                absolute: tol,
+            };
+            grad_core::check::check_gradient(f, &[x[*j]], &[g], tolerance).map_err(|_| None)?;
+            Ok(tol)
+        });
+        match verdict {
+            Ok(tol) => {
+                checked.push(k);
+                absolute = absolute.max(tol);
+            }
+            Err(why) => skipped.push((input.clone(), skip_reason(why))),
+        }
+    }
+
+    let mut out = String::new();
+    let attr = if r.wrt.is_empty() {
+        "#[differentiate]".to_string()
+    } else {
+        format!("#[differentiate({})]", r.attr())
+    };
+    let _ = write!(
+        out,
+        "// ---------------------------------------------------------------- {name}\n\n\
+         /// Draw {draw} of the seed.\nmod {name} {{\nuse grad::prelude::*;\n\n{attr}\npub {}}}\n\n",
+        r.item()
+    );
+
+    let names: Vec<&str> = wrt.iter().map(|(n, _)| n.as_str()).collect();
+    let mut doc = format!(
+        "`{name}::f_grad` and `{name}::f_backward` at the program's point: their value is \
+         `f`'s and the reference evaluator's, their gradient the IR interpreter's, bit for \
+         bit. "
+    );
+    if trace.last() == Some(&i64::MIN) {
+        skipped.clear();
+        doc.push_str(
+            "No finite-difference check: a derivative is infinite or undefined at the point.",
         );
-        let x = inputs(p, &r);
-        let args = interp_args(&r, &x);
-        let primal = lower_tokens(
-            TokenStream::from_str(&r.attr()).expect("attr"),
-            TokenStream::from_str(&r.item()).expect("item"),
+    } else if checked.is_empty() {
+        doc.push_str("No finite-difference check: ");
+    } else {
+        let list: Vec<&str> = checked.iter().map(|&k| names[k]).collect();
+        let _ = write!(
+            doc,
+            "Finite differences of `f` check the gradient in {}{}",
+            list.join(", "),
+            if skipped.is_empty() { "." } else { "; not in " }
+        );
+    }
+    for (n, (input, why)) in skipped.iter().enumerate() {
+        let end = if n + 1 == skipped.len() { "." } else { "; " };
+        let _ = write!(doc, "{input} ({why}){end}");
+    }
+    let flat = |g: &str| {
+        let parts: Vec<String> = wrt_params
+            .iter()
+            .map(|(_, f)| f.replace("{g}", g))
+            .collect();
+        format!("flat(&[{}])", parts.join(", "))
+    };
+    let _ = writeln!(
+        out,
+        "{}#[test]\nfn {name}() {{\n{lets}\
+         let (value, g) = {name}::f_grad({args});\n\
+         let mut b = {name}::FGrad::default();\n\
+         let backward = {name}::f_backward({args}, &mut b);\n\
+         let run = Run {{\n\
+         value: {name}::f({args}),\n\
+         grad: (value, {}),\n\
+         backward: (backward, {}),\n\
+         }};",
+        doc_comment(&doc),
+        flat("g"),
+        flat("b"),
+    );
+    let _ = writeln!(
+        out,
+        "run.check(\nf64::from_bits({:#018x}), // {reference:?}\n&[",
+        reference.to_bits()
+    );
+    for (input, j) in &wrt {
+        let g = grad[slots[*j].1];
+        let _ = writeln!(
+            out,
+            "f64::from_bits({:#018x}), // {input}: {g:?}",
+            g.to_bits()
+        );
+    }
+    let _ = writeln!(out, "],\n);");
+    if !checked.is_empty() {
+        let point: Vec<&str> = wrt_params.iter().map(|(p, _)| p.as_str()).collect();
+        let components: Vec<String> = checked.iter().map(|k| k.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "run.finite_differences(\n|x| {name}::f({}),\n&flat(&[{}]),\n&[{}],\n{absolute:e},\n);",
+            varied.join(", "),
+            point.join(", "),
+            components.join(", "),
+        );
+    }
+    out.push_str("}\n\n");
+    (out, checked.len())
+}
+
+/// The text of [`COMPILED_FILE`], before `rustfmt`.
+fn compiled_file() -> String {
+    let programs = compiled_programs(COMPILED_PROGRAMS);
+    let mut body = String::new();
+    let mut fd = 0;
+    let mut components = 0;
+    for (k, (draw, p)) in programs.iter().enumerate() {
+        let (text, checked) = compiled_program(&format!("p{k:02}"), *draw, p);
+        body.push_str(&text);
+        fd += checked;
+        components += input_slots(&resolve(p))
+            .iter()
+            .filter(|(wrt, _)| *wrt)
+            .count();
+    }
+    let draws = programs.last().map_or(0, |(d, _)| *d);
+    format!(
+        r#"//! Random programs, compiled.
+//!
+//! GENERATED by `the_compiled_random_programs_are_current` in
+//! `grad-macro/src/proptests.rs`: do not edit. That test fails when this
+//! file is not what the generator writes; regenerate it with
+//!
+//! ```sh
+//! GRAD_BLESS=1 cargo test -p grad-macro --lib the_compiled_random_programs_are_current
+//! ```
+//!
+//! The property tests of `grad-macro/src/proptests.rs` run 10,000 random
+//! programs through the transform in-process, and run the transformed IR in
+//! an interpreter: they cannot see the Rust that `emit.rs` writes. Here
+//! {n} programs of the same generator (drawn from a fixed seed: the first
+//! {n} of {draws} draws whose point is in the domain) are written out as
+//! source, expanded by the real `#[differentiate]` and compiled by rustc, so
+//! an emission bug cannot hide behind the interpreter. At each program's
+//! point, its test checks:
+//!
+//! * `f_grad`'s and `f_backward`'s value is `f`'s, bit for bit, which is the
+//!   value of the generator's reference evaluator (Rust's semantics,
+//!   written independently of the macro);
+//! * the gradient of `f_grad`, and the one `f_backward` adds into a default
+//!   gradient, are bit for bit what the IR interpreter computes for the
+//!   transformed IR;
+//! * where finite differences are meaningful at the point (no decision
+//!   changes within the steps, two step sizes agree: the proptests' own
+//!   criterion, also at `grad::check`'s step), the gradient agrees with
+//!   central differences of `f` itself ({fd} of the {components} gradient
+//!   components); each test says which.
+
+// The programs are random user code, as the generator prints it: unused
+// bindings and loop variables, `mut` never reassigned, `(i as f64)`,
+// `p0 < p0`, `!(a < b)`, empty `if`s and `else`s, `for i in 1..1`, … are
+// expected in it. Each lint below is one that the functions `f` trigger
+// without `#[differentiate]` (the expansion adds none);
+// `tests/lint_clean.rs` checks that the macro's own code is lint-free. A
+// regenerated file may need the list extended.
+#![allow(
+    unused_assignments,
+    unused_mut,
+    unused_parens,
+    unused_variables,
+    clippy::collapsible_if,
+    clippy::double_comparisons,
+    clippy::double_parens,
+    clippy::eq_op,
+    clippy::if_same_then_else,
+    clippy::misrefactored_assign_op,
+    clippy::needless_else,
+    clippy::needless_ifs,
+    clippy::needless_range_loop,
+    clippy::neg_cmp_op_on_partial_ord,
+    clippy::neg_multiply,
+    clippy::nonminimal_bool,
+    clippy::redundant_locals,
+    clippy::reversed_empty_ranges
+)]
+
+use grad::check::{{check_gradient, Tolerance}};
+
+/// One program's results at its point, gradients flattened in parameter
+/// order (a slice's elements in order).
+struct Run {{
+    /// `f`'s value.
+    value: f64,
+    /// `f_grad`'s value and gradient.
+    grad: (f64, Vec<f64>),
+    /// `f_backward`'s value and the gradient it added into a default one.
+    backward: (f64, Vec<f64>),
+}}
+
+/// The gradient's fields, flattened.
+fn flat(fields: &[&[f64]]) -> Vec<f64> {{
+    fields.concat()
+}}
+
+fn bits(values: &[f64]) -> Vec<u64> {{
+    values.iter().map(|v| v.to_bits()).collect()
+}}
+
+impl Run {{
+    /// The values are the reference evaluator's `value`, the gradients
+    /// the interpreter's `gradient`, bit for bit.
+    #[track_caller]
+    fn check(&self, value: f64, gradient: &[f64]) {{
+        assert_eq!(
+            self.value.to_bits(),
+            value.to_bits(),
+            "f returns {{:?}}, the reference evaluator {{value:?}}",
+            self.value
+        );
+        for (companion, (v, g)) in [("f_grad", &self.grad), ("f_backward", &self.backward)] {{
+            assert_eq!(
+                v.to_bits(),
+                value.to_bits(),
+                "{{companion}} returns {{v:?}}, f {{value:?}}"
+            );
+            assert_eq!(
+                bits(g),
+                bits(gradient),
+                "{{companion}}'s gradient is {{g:?}}, the interpreter's {{gradient:?}}"
+            );
+        }}
+    }}
+
+    /// The gradient's `components` agree with central differences of `f`,
+    /// a function of the differentiated inputs, at `point`, within
+    /// `grad::check`'s default relative tolerance and `absolute` (which
+    /// allows for the rounding of large intermediates).
+    #[track_caller]
+    fn finite_differences(
+        &self,
+        f: impl Fn(&[f64]) -> f64,
+        point: &[f64],
+        components: &[usize],
+        absolute: f64,
+    ) {{
+        let at: Vec<f64> = components.iter().map(|&k| point[k]).collect();
+        let analytic: Vec<f64> = components.iter().map(|&k| self.grad.1[k]).collect();
+        let g = |v: &[f64]| {{
+            let mut x = point.to_vec();
+            for (&k, &vk) in components.iter().zip(v) {{
+                x[k] = vk;
+            }}
+            f(&x)
+        }};
+        let tolerance = Tolerance {{
+            relative: {COMPILED_RELATIVE:e},
+            absolute,
+        }};
+        if let Err(e) = check_gradient(g, &at, &analytic, tolerance) {{
+            panic!("{{e}} (the components are {{components:?}}, at {{point:?}})");
+        }}
+    }}
+}}
+
+{body}"#,
+        n = programs.len(),
+    )
+}
+
+/// `text` as `cargo fmt` formats the file (rustfmt of the workspace's
+/// edition; `$RUSTFMT` overrides the binary, as for `cargo fmt`).
+fn rustfmt(text: &str) -> Result<String, String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let binary = std::env::var_os("RUSTFMT").unwrap_or_else(|| "rustfmt".into());
+    let mut child = Command::new(&binary)
+        .args(["--edition", "2021", "--emit", "stdout"])
+        .current_dir(&root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `{}`: {e}", binary.to_string_lossy()))?;
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let input = text.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("rustfmt: {e}"))?;
+    writer
+        .join()
+        .map_err(|_| "rustfmt: writing its input panicked".to_string())?
+        .map_err(|e| format!("rustfmt: writing its input: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{}` failed ({}):\n{}",
+            binary.to_string_lossy(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|e| format!("rustfmt's output: {e}"))
+}
+
+/// `tests/random_programs.rs` is what the generator writes (formatted as
+/// `cargo fmt` does): random programs compiled by rustc with the real
+/// macro, their gradients compared bit for bit with the interpreter's and
+/// with finite differences. `GRAD_BLESS=1` rewrites the file.
+#[test]
+fn the_compiled_random_programs_are_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(COMPILED_FILE);
+    let text = rustfmt(&compiled_file()).unwrap_or_else(|e| {
+        panic!(
+            "{COMPILED_FILE} is compared formatted as `cargo fmt` formats it, and rustfmt \
+             cannot be run (install it with `rustup component add rustfmt`, or set \
+             RUSTFMT to its path): {e}"
         )
-        .expect("lowers");
-        let (value, grad) = interp::run(&backward(&primal).expect("transforms"), &args);
-        let mut want = vec![value.to_bits()];
-        for (wrt, slot) in input_slots(&r) {
-            if wrt {
-                want.push(grad[slot].to_bits());
-            }
-        }
-        expected.push((r.source(), want));
+    });
+    if std::env::var_os("GRAD_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
     }
-    main.push_str("fn main() {\n");
-    for (k, p) in programs.iter().enumerate() {
-        let r = resolve(p);
-        let x = inputs(p, &r);
-        let mut args = vec![];
-        let mut fields = vec![];
-        let mut i = 0;
-        for param in &r.params {
-            match param {
-                ParamDecl::Scalar { name, wrt, .. } => {
-                    args.push(format!("{:?}", x[i]));
-                    i += 1;
-                    if *wrt {
-                        fields.push(format!("print!(\" {{}}\", g.{name}.to_bits());"));
-                    }
-                }
-                ParamDecl::Slice { name, wrt } => {
-                    let elems: Vec<String> =
-                        x[i..i + r.len].iter().map(|v| format!("{v:?}")).collect();
-                    args.push(format!("&[{}]", elems.join(", ")));
-                    i += r.len;
-                    if *wrt {
-                        fields.push(format!(
-                            "for v in &g.{name} {{ print!(\" {{}}\", v.to_bits()); }}"
-                        ));
-                    }
-                }
-                ParamDecl::Int { .. } => args.push(format!("{}", r.len)),
-            }
-        }
-        let _ = writeln!(
-            main,
-            "    {{ let (v, g) = p{k}::f_grad({}); print!(\"{k} {{}}\", v.to_bits()); {} println!(); }}",
-            args.join(", "),
-            fields.join(" ")
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if current != text {
+        let line = current
+            .lines()
+            .zip(text.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(current.lines().count().min(text.lines().count()));
+        panic!(
+            "{COMPILED_FILE} is not what the generator writes (first difference at line {}: \
+             {:?} should be {:?}); regenerate it with\n    GRAD_BLESS=1 cargo test -p \
+             grad-macro --lib the_compiled_random_programs_are_current",
+            line + 1,
+            current.lines().nth(line).unwrap_or("<end of file>"),
+            text.lines().nth(line).unwrap_or("<end of file>"),
         );
     }
-    main.push_str("}\n");
-    std::fs::write(dir.join("src/main.rs"), &main).expect("main.rs");
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["run", "--quiet"])
-        .current_dir(&dir)
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "the generated crate ({}) does not build or run:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut failures = vec![];
-    for line in stdout.lines() {
-        let mut words = line.split_whitespace();
-        let k: usize = words.next().and_then(|w| w.parse().ok()).expect("index");
-        let got: Vec<u64> = words.filter_map(|w| w.parse().ok()).collect();
-        let (source, want) = &expected[k];
-        if &got != want {
-            let as_f64 = |v: &[u64]| v.iter().map(|b| f64::from_bits(*b)).collect::<Vec<_>>();
-            failures.push(format!(
-                "{source}rustc: {:?}\ninterpreter: {:?}",
-                as_f64(&got),
-                as_f64(want)
-            ));
-        }
-    }
-    assert_eq!(stdout.lines().count(), programs.len(), "every program ran");
-    assert!(
-        failures.is_empty(),
-        "{} of {} programs differ:\n{}",
-        failures.len(),
-        programs.len(),
-        failures.join("\n\n")
-    );
 }

@@ -35,7 +35,7 @@ use proc_macro2::Span;
 
 use crate::ir::{
     reads_in_block, substitute_block, walk_stmts, ArrayInit, BinOp, Block, CallForm, Expr, Func,
-    Loop, LoopKind, Operand, Origin, Stmt, Target, Ty, UnOp, Var, VarInfo,
+    Loop, LoopKind, Operand, Origin, ReverseOf, Stmt, Target, Ty, UnOp, Var, VarInfo,
 };
 use crate::rules::{self, Formula};
 
@@ -574,6 +574,9 @@ impl Reverse<'_> {
             carried: l.carried.clone(),
             body: forward_body.clone(),
             count,
+            // The tape is this loop's own: its index names the pair.
+            id: Some(tape.0),
+            reverse_of: None,
         };
 
         // The reverse iteration: pop, recompute, reverse.
@@ -672,6 +675,10 @@ impl Reverse<'_> {
         if let LoopKind::Loop = kind {
             kind = LoopKind::Times(Operand::Lit(syn::parse_quote!(0usize)));
         }
+        let copies = renamed
+            .iter()
+            .filter_map(|(orig, copy)| copy.as_var().map(|c| (c, *orig)))
+            .collect();
         rev.push(Stmt::Loop(Box::new(Loop {
             kind,
             carried: vec![],
@@ -680,6 +687,8 @@ impl Reverse<'_> {
                 yields: vec![Operand::Lit(syn::parse_quote!(true))],
             },
             count: None,
+            id: None,
+            reverse_of: Some(ReverseOf { id: tape.0, copies }),
         })));
         for (c, d) in l.carried.iter().zip(&carried_adjoints) {
             if let Some(d) = d {

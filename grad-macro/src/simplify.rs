@@ -18,8 +18,16 @@ use crate::ir::{
     UnOp, Var,
 };
 
-/// Simplifies `func` in place.
+/// Simplifies `func` in place, fusing reduction loops (`fuse.rs`) once the
+/// passes have removed what keeps them apart.
 pub fn simplify(func: &mut Func) {
+    run_passes(func);
+    if crate::fuse::fuse_reductions(func) {
+        run_passes(func);
+    }
+}
+
+fn run_passes(func: &mut Func) {
     for _ in 0..16 {
         let before = format!("{}", func.body);
         let strong = strong_zero_vars(func);

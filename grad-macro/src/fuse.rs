@@ -1,0 +1,378 @@
+//! Reduction loops in one pass: the reverse loop of a reduction is fused
+//! into its forward loop.
+//!
+//! The reverse pass differentiates a loop by checkpoint and recompute: the
+//! forward loop computes the value, and the reverse loop runs the iterations
+//! backwards, recomputing each one before propagating adjoints through it.
+//! For a reduction (`for i in 0..n { s += f(w, x[i]) }`, the shape of every
+//! per-sample loss) that is two passes over the data where a hand-written
+//! gradient makes one: the adjoint of `s` is the same in every iteration, so
+//! each iteration's contribution to `w` can be added while the forward loop
+//! runs, as soon as that adjoint is known.
+//!
+//! After simplification, a forward loop `F` and its reverse loop `R` (linked
+//! by [`ReverseOf`]) in the same block are fused when
+//!
+//! * `F` keeps no tape and counts nothing, and `R` pops nothing: nothing is
+//!   recorded, so an iteration's values can only come from recomputation;
+//! * `R` carries nothing and writes outer variables only by accumulation
+//!   (`+=` into adjoints and gradient fields), so the order of its
+//!   iterations does not matter (up to rounding);
+//! * what `R` reads from the code between `F` and `R` (the adjoint of the
+//!   loop's results: `1 / n` for a mean) does not depend on anything `F`
+//!   computes, so that code can move before `F`.
+//!
+//! The fused body is `F`'s body followed by `R`'s adjoint code, with `R`'s
+//! recomputed copies replaced by `F`'s own values; the statements that
+//! computed the copies disappear. The simplifier then runs again.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::ir::{walk_stmts, Block, Func, Loop, LoopKind, Operand, Stmt, Target, Var};
+
+/// Fuses every eligible pair in `func`; returns whether any was fused.
+/// Reverse loops that only accumulate run forwards afterwards.
+pub fn fuse_reductions(func: &mut Func) -> bool {
+    let fused = fuse_in_block(&mut func.body);
+    run_forwards(&mut func.body);
+    fused
+}
+
+/// A reverse loop that keeps no tape, carries nothing and writes outer
+/// variables only by accumulation gives the same sums in any order (up to
+/// rounding): it iterates its range forwards, as the data lies in memory.
+fn run_forwards(block: &mut Block) {
+    for stmt in &mut block.stmts {
+        for b in stmt.blocks_mut() {
+            run_forwards(b);
+        }
+        let Stmt::Loop(l) = stmt else { continue };
+        let eligible = l.reverse_of.is_some()
+            && l.carried.is_empty()
+            && l.count.is_none()
+            && !has_tape_ops(&l.body)
+            && only_accumulates(stmt);
+        if let Stmt::Loop(l) = stmt {
+            if let LoopKind::For { range, .. } = &mut l.kind {
+                if eligible && range.rev && range.step.is_none() {
+                    range.rev = false;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the loop `stmt` writes variables from outside only by `+=`, and
+/// the outer variables it accumulates into.
+fn outer_accumulations(stmt: &Stmt) -> Option<HashSet<Var>> {
+    let Stmt::Loop(l) = stmt else { return None };
+    let inside = defined_inside(stmt);
+    let mut accumulated = HashSet::new();
+    let mut order_free = true;
+    walk_stmts(&l.body, &mut |s| match s {
+        Stmt::Accum { var, .. } if !inside.contains(var) => {
+            accumulated.insert(*var);
+        }
+        Stmt::AccumIndex {
+            target: Target::Var(v),
+            ..
+        } if !inside.contains(v) => {
+            accumulated.insert(*v);
+        }
+        Stmt::Assign { var, .. } if !inside.contains(var) => order_free = false,
+        Stmt::Store { array, .. } if !inside.contains(array) => order_free = false,
+        Stmt::PrepareGrad { .. } => order_free = false,
+        _ => {}
+    });
+    // An accumulator read inside the loop (other than by its own `+=`) sees
+    // the iterations before it: then the order matters.
+    walk_stmts(&l.body, &mut |s| {
+        let own = match s {
+            Stmt::Accum { var, .. } => Some(*var),
+            Stmt::AccumIndex {
+                target: Target::Var(v),
+                ..
+            } => Some(*v),
+            _ => None,
+        };
+        let mut reads = s.reads();
+        if let Some(v) = own {
+            if let Some(at) = reads.iter().rposition(|r| *r == v) {
+                reads.remove(at);
+            }
+        }
+        if reads.iter().any(|v| accumulated.contains(v)) {
+            order_free = false;
+        }
+    });
+    order_free.then_some(accumulated)
+}
+
+fn only_accumulates(stmt: &Stmt) -> bool {
+    outer_accumulations(stmt).is_some()
+}
+
+fn fuse_in_block(block: &mut Block) -> bool {
+    let mut changed = false;
+    for stmt in &mut block.stmts {
+        for b in stmt.blocks_mut() {
+            changed |= fuse_in_block(b);
+        }
+    }
+    let mut r = 0;
+    while r < block.stmts.len() {
+        if let Some(f) = forward_of(block, r) {
+            if let Some(stmts) = fused(block, f, r) {
+                block.stmts = stmts;
+                changed = true;
+                // The block has been rebuilt; look again from the start.
+                r = 0;
+                continue;
+            }
+        }
+        r += 1;
+    }
+    changed
+}
+
+/// The index of the forward loop that the statement at `r` reverses.
+fn forward_of(block: &Block, r: usize) -> Option<usize> {
+    let Stmt::Loop(rl) = &block.stmts[r] else {
+        return None;
+    };
+    let id = rl.reverse_of.as_ref()?.id;
+    block.stmts[..r]
+        .iter()
+        .rposition(|s| matches!(s, Stmt::Loop(fl) if fl.id == Some(id)))
+}
+
+/// The block's statements with the loops at `f` and `r` fused, if they may be.
+fn fused(block: &Block, f: usize, r: usize) -> Option<Vec<Stmt>> {
+    let (Stmt::Loop(fl), Stmt::Loop(rl)) = (&block.stmts[f], &block.stmts[r]) else {
+        return None;
+    };
+    let reverse_of = rl.reverse_of.as_ref()?;
+    let LoopKind::For {
+        var: f_var,
+        range: f_range,
+    } = &fl.kind
+    else {
+        return None;
+    };
+    let LoopKind::For { range: r_range, .. } = &rl.kind else {
+        return None;
+    };
+    if fl.count.is_some()
+        || rl.count.is_some()
+        || !rl.carried.is_empty()
+        || f_range.step.is_some()
+        || r_range.step.is_some()
+        || f_range.inclusive != r_range.inclusive
+        || !same_operands(&f_range.operands(), &r_range.operands())
+        || has_tape_ops(&fl.body)
+        || has_tape_ops(&rl.body)
+    {
+        return None;
+    }
+
+    // R writes outer variables only by accumulation.
+    let r_writes = outer_accumulations(&block.stmts[r])?;
+
+    // The code between F and R that R needs moves before F.
+    let mut needed: HashSet<Var> = free_reads(&block.stmts[r]);
+    let mut hoist = HashSet::new();
+    for j in (f + 1..r).rev() {
+        let s = &block.stmts[j];
+        if writes(s).iter().any(|v| needed.contains(v)) {
+            hoist.insert(j);
+            needed.extend(free_reads(s));
+        }
+    }
+    let f_outs: HashSet<Var> = block.stmts[f].defines().into_iter().collect();
+    if hoist.iter().any(|&j| {
+        free_reads(&block.stmts[j])
+            .iter()
+            .any(|v| f_outs.contains(v))
+    }) {
+        return None;
+    }
+    // Moving the hoisted code and R earlier must not change what the code
+    // that stays reads.
+    let mut hoisted_writes: HashMap<Var, usize> = HashMap::new();
+    for &j in &hoist {
+        for v in mutated(&block.stmts[j]) {
+            let last = hoisted_writes.entry(v).or_insert(j);
+            *last = (*last).max(j);
+        }
+    }
+    for k in f + 1..r {
+        if hoist.contains(&k) {
+            continue;
+        }
+        for v in free_reads(&block.stmts[k]) {
+            if r_writes.contains(&v) || hoisted_writes.get(&v).is_some_and(|&last| last > k) {
+                return None;
+            }
+        }
+    }
+
+    // R's body with its recomputed copies replaced by F's values.
+    let copies: HashMap<Var, Var> = reverse_of.copies.iter().copied().collect();
+    let f_top: HashSet<Var> = fl
+        .body
+        .stmts
+        .iter()
+        .flat_map(Stmt::defines)
+        .chain([*f_var])
+        .collect();
+    let phis: HashSet<Var> = fl.carried.iter().map(|c| c.phi).collect();
+    let mut adjoint_code = vec![];
+    for s in &rl.body.stmts {
+        let touched: Vec<Var> = defined_inside(s).into_iter().chain(writes(s)).collect();
+        if !touched.is_empty() && touched.iter().all(|v| copies.contains_key(v)) {
+            continue;
+        }
+        adjoint_code.push(s.clone());
+    }
+    let mut adjoint_block = Block {
+        stmts: adjoint_code,
+        yields: vec![],
+    };
+    let mut still_reads_copy = false;
+    let mut reads_missing = false;
+    let mut reads = vec![];
+    crate::ir::reads_in_block(&adjoint_block, &mut reads);
+    for v in reads {
+        if let Some(orig) = copies.get(&v) {
+            if !f_top.contains(orig) || phis.contains(orig) {
+                reads_missing = true;
+            }
+        }
+    }
+    crate::ir::substitute_block(&mut adjoint_block, &|v| {
+        copies.get(&v).map(|&orig| Operand::Var(orig))
+    });
+    walk_stmts(&adjoint_block, &mut |s| {
+        if defined_inside(s)
+            .iter()
+            .chain(&writes(s))
+            .any(|v| copies.contains_key(v))
+        {
+            still_reads_copy = true;
+        }
+    });
+    let mut leftover = vec![];
+    crate::ir::reads_in_block(&adjoint_block, &mut leftover);
+    if reads_missing || still_reads_copy || leftover.iter().any(|v| copies.contains_key(v)) {
+        return None;
+    }
+
+    let mut fused_loop: Loop = (**fl).clone();
+    fused_loop.body.stmts.extend(adjoint_block.stmts);
+    fused_loop.id = None;
+
+    let mut stmts = Vec::with_capacity(block.stmts.len());
+    stmts.extend(block.stmts[..f].iter().cloned());
+    for &j in sorted(&hoist).iter() {
+        stmts.push(block.stmts[j].clone());
+    }
+    stmts.push(Stmt::Loop(Box::new(fused_loop)));
+    for k in f + 1..r {
+        if !hoist.contains(&k) {
+            stmts.push(block.stmts[k].clone());
+        }
+    }
+    stmts.extend(block.stmts[r + 1..].iter().cloned());
+    Some(stmts)
+}
+
+fn sorted(set: &HashSet<usize>) -> Vec<usize> {
+    let mut v: Vec<usize> = set.iter().copied().collect();
+    v.sort_unstable();
+    v
+}
+
+fn same_operands(a: &[&Operand], b: &[&Operand]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_string() == y.to_string())
+}
+
+fn has_tape_ops(block: &Block) -> bool {
+    let mut found = false;
+    walk_stmts(block, &mut |s| {
+        if matches!(
+            s,
+            Stmt::Push { .. } | Stmt::Pop { .. } | Stmt::TapeNew { .. }
+        ) {
+            found = true;
+        }
+        if let Stmt::Loop(l) = s {
+            if l.count.is_some() {
+                found = true;
+            }
+        }
+    });
+    found
+}
+
+/// Every variable defined inside `stmt`'s nested blocks (and the loop's
+/// own variables), not counting what the statement itself defines for the
+/// code after it.
+fn defined_inside(stmt: &Stmt) -> HashSet<Var> {
+    let mut vars = HashSet::new();
+    if let Stmt::Loop(l) = stmt {
+        vars.extend(l.body_params());
+    }
+    for b in stmt.blocks() {
+        walk_stmts(b, &mut |s| {
+            vars.extend(s.defines());
+            if let Stmt::Loop(l) = s {
+                vars.extend(l.body_params());
+            }
+        });
+    }
+    vars
+}
+
+/// What `stmt` reads from outside itself.
+fn free_reads(stmt: &Stmt) -> HashSet<Var> {
+    let inside = defined_inside(stmt);
+    let mut reads = stmt.reads();
+    for b in stmt.blocks() {
+        crate::ir::reads_in_block(b, &mut reads);
+    }
+    reads.into_iter().filter(|v| !inside.contains(v)).collect()
+}
+
+/// The variables outside `stmt` that it defines or changes.
+fn writes(stmt: &Stmt) -> Vec<Var> {
+    let inside = defined_inside(stmt);
+    let mut vars = stmt.defines();
+    vars.extend(mutated(stmt));
+    vars.retain(|v| !inside.contains(v));
+    vars
+}
+
+/// The variables `stmt` changes in place (accumulators, assigned and stored
+/// variables), nested blocks included.
+fn mutated(stmt: &Stmt) -> Vec<Var> {
+    let mut vars = vec![];
+    let mut one = |s: &Stmt| match s {
+        Stmt::Accum { var, .. } | Stmt::Assign { var, .. } | Stmt::DeclMut { var, .. } => {
+            vars.push(*var)
+        }
+        Stmt::Store { array, .. } => vars.push(*array),
+        Stmt::AccumIndex {
+            target: Target::Var(v),
+            ..
+        } => vars.push(*v),
+        // A tape changes with every push and pop: the code that pops must
+        // stay after the code that pushes.
+        Stmt::Push { tape, .. } | Stmt::Pop { tape, .. } => vars.push(*tape),
+        _ => {}
+    };
+    one(stmt);
+    for b in stmt.blocks() {
+        walk_stmts(b, &mut one);
+    }
+    vars
+}
