@@ -20,9 +20,8 @@
 //! Each group below names parameters and locals after them, in straight-line
 //! code, branches, loops over ranges and slices, `while`, arrays, and calls,
 //! and checks value and gradient against central differences and, where the
-//! derivative is short, against the derivative worked out by hand. The cases
-//! that do not compile today are listed in the report of the hygiene suite,
-//! not here.
+//! derivative is short, against the derivative worked out by hand. The last
+//! group holds the cases the first version of this suite found broken.
 
 #![deny(warnings)]
 #![allow(non_snake_case)]
@@ -877,4 +876,148 @@ fn std_and_runtime_names_shadowed() {
     close(g.v[0], b * b * acc[1] + acc[0] * s[0] * (1.0 - s[0]));
     close(g.v[1], acc[0] * b * b + s[1] * (1.0 - s[1]) * acc[1]);
     close(g.b, 2.0 * v[0] * b * acc[1] + acc[0] * 2.0 * v[1] * b + 1.0);
+}
+
+/// Found by this suite: a parameter named like the function or its
+/// `_backward`, generated names (`i`, `ret`) the user's code uses, locals
+/// named like a function the body calls, declared after a loop that calls
+/// it (the reverse loop comes after them), and a store that folds to
+/// `h[1] = h[1]` (clippy's `self_assignment`).
+mod found {
+    use grad::prelude::*;
+
+    #[differentiate]
+    pub fn f(x: f64, f_backward: f64) -> f64 {
+        x * f_backward
+    }
+
+    pub mod own {
+        use grad::prelude::*;
+
+        #[differentiate]
+        pub fn f(f: f64, FGrad: f64) -> f64 {
+            f * FGrad
+        }
+    }
+
+    pub fn i() -> f64 {
+        3.0
+    }
+
+    pub fn ret(k: usize) -> f64 {
+        k as f64 + 0.5
+    }
+
+    #[differentiate]
+    pub fn calls_i(x: &[f64]) -> f64 {
+        let mut s = 0.0;
+        for xi in x.iter() {
+            s += xi * i();
+        }
+        s
+    }
+
+    #[differentiate]
+    pub fn calls_ret(x: f64) -> f64 {
+        if x < -10.0 {
+            return 0.0;
+        }
+        let mut s = x;
+        for k in 0..3 {
+            s = (s * ret(k)).sin();
+        }
+        s
+    }
+
+    pub fn helper(k: usize) -> f64 {
+        k as f64 * 0.25
+    }
+
+    #[differentiate]
+    pub fn local_named_like_callees(x: f64) -> f64 {
+        let mut s = x;
+        for k in 0..2 {
+            s = sigmoid(s * x) + helper(k);
+        }
+        let sigmoid = s * 2.0;
+        let helper = x * 0.5;
+        sigmoid * sigmoid + helper
+    }
+
+    #[differentiate]
+    pub fn g(x: f64) -> f64 {
+        x.sin()
+    }
+
+    #[differentiate]
+    pub fn local_named_like_a_companion(x: f64) -> f64 {
+        let g_grad = x * 2.0;
+        let mut s = g(x) * g_grad;
+        for _ in 0..2 {
+            s = g(s);
+        }
+        let g_grad = s * 3.0;
+        g_grad + x
+    }
+
+    #[differentiate]
+    pub fn times_one(x: f64) -> f64 {
+        let mut h = [0.0_f64; 2];
+        h[1] += x;
+        h[1] *= 1.0;
+        x * h[1]
+    }
+}
+
+#[test]
+fn names_the_first_version_of_this_suite_found_broken() {
+    check(
+        |[x, y]| found::f(x, y),
+        |[x, y]| {
+            let (v, g) = found::f_grad(x, y);
+            (v, [g.x, g.f_backward])
+        },
+        &[[1.5, -2.0]],
+    );
+    check(
+        |[x, y]| found::own::f(x, y),
+        |[x, y]| {
+            let (v, g) = found::own::f_grad(x, y);
+            (v, [g.f, g.FGrad])
+        },
+        &[[1.5, -2.0]],
+    );
+    let x = [0.5, -1.0, 2.0];
+    let (v, g) = found::calls_i_grad(&x);
+    assert_eq!(v, found::calls_i(&x));
+    assert_eq!(g.x, vec![3.0; 3]);
+    check(
+        |[x]| found::calls_ret(x),
+        |[x]| {
+            let (v, g) = found::calls_ret_grad(x);
+            (v, [g.x])
+        },
+        &[[0.3], [1.2], [-11.0]],
+    );
+    check(
+        |[x]| found::local_named_like_callees(x),
+        |[x]| {
+            let (v, g) = found::local_named_like_callees_grad(x);
+            (v, [g.x])
+        },
+        &[[0.3], [-1.2]],
+    );
+    check(
+        |[x]| found::local_named_like_a_companion(x),
+        |[x]| {
+            let (v, g) = found::local_named_like_a_companion_grad(x);
+            (v, [g.x])
+        },
+        &[[0.3], [-1.2]],
+    );
+    // x · x: 2x.
+    assert_eq!(
+        found::times_one_grad(1.5),
+        (2.25, found::TimesOneGrad { x: 3.0 })
+    );
 }

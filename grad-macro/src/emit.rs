@@ -298,7 +298,12 @@ impl<'a> Emitter<'a> {
                     namer.taken.insert(info.name.clone());
                     info.name.clone()
                 }
+                // A local named like a function the body calls (`let sigmoid
+                // = …` after a loop that calls `sigmoid`) would hide it from
+                // the reverse code emitted after it.
+                Origin::Local if namer.forbidden.contains(&info.name) => namer.fresh(&info.name),
                 Origin::Local => namer.claim(&info.name),
+                Origin::Synth => namer.fresh(&info.name),
                 Origin::Temp => namer.numbered("__t"),
                 Origin::Adjoint(of) => {
                     // The value itself may have been folded away (`z` in

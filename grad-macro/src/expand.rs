@@ -80,6 +80,7 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     // A parameter named like a callee's companion (`h_grad` beside a call of
     // `h`) would hide it; the body then gives the parameter another name.
     namer.forbid(callee_companions(&primal));
+    namer.forbid(called_names(&primal));
     let grad_param = proc_macro2::Ident::new(&namer.fresh("grad"), proc_macro2::Span::call_site());
     let mut emitter = Emitter::new(&backward, &krate, &mut namer, sig.ret);
     emitter.grad_param = Some(grad_param.clone());
@@ -129,6 +130,32 @@ pub fn params_of(item: &syn::ItemFn) -> Vec<(proc_macro2::Ident, syn::Type)> {
             syn::FnArg::Receiver(_) => None,
         })
         .collect()
+}
+
+/// The single-name functions the body calls (`sigmoid`, `helper`, `g`):
+/// no variable of the companions may have those names.
+fn called_names(func: &crate::ir::Func) -> Vec<String> {
+    use crate::ir::{Expr, Stmt};
+    let mut names = vec![];
+    crate::ir::walk_stmts(&func.body, &mut |s| {
+        if let Stmt::Let { expr, .. } = s {
+            let path = match expr {
+                Expr::Call { func, .. } | Expr::DiffCall { func, .. } => Some(func),
+                Expr::Prim { path: Some(p), .. } => Some(p),
+                _ => None,
+            };
+            if let Some(ident) = path.and_then(|p| {
+                p.get_ident().or_else(|| {
+                    // `sigmoid::<f64>`: one segment with arguments.
+                    (p.segments.len() == 1 && p.leading_colon.is_none())
+                        .then(|| &p.segments[0].ident)
+                })
+            }) {
+                names.push(ident.to_string());
+            }
+        }
+    });
+    names
 }
 
 /// `g_grad` for every call `g(..)` of another `#[differentiate]` function

@@ -74,6 +74,10 @@ pub enum Origin {
     Param,
     /// A `let` binding or reassignment of the user's.
     Local,
+    /// A variable the lowering introduces with a descriptive name (a slice
+    /// loop's index `i`, an early return's `ret`): named like a user
+    /// variable, but never with a name the user's function uses.
+    Synth,
     /// An intermediate of an expression.
     Temp,
     /// The adjoint (reverse-mode derivative) of another variable.

@@ -211,12 +211,24 @@ impl Companions<'_> {
             (quote!(#(_: #types),*), quote!(::core::unreachable!()))
         } else {
             let mut namer = crate::emit::Namer::new(TokenStream::new());
-            for (p, _) in &self.params {
-                namer.fresh(&p.to_string());
-            }
+            // A parameter named like the function or its `_backward` would
+            // hide the item this body names: it gets another name here.
+            namer.forbid([fn_name.to_string(), backward.to_string()]);
+            let idents: Vec<Ident> = self
+                .params
+                .iter()
+                .map(|(p, _)| {
+                    let name = p.to_string();
+                    if *p == *fn_name || *p == backward {
+                        format_ident!("{}", namer.fresh(&name), span = p.span())
+                    } else {
+                        namer.fresh(&name);
+                        p.clone()
+                    }
+                })
+                .collect();
             let grad = format_ident!("{}", namer.fresh("grad"));
             let value = format_ident!("{}", namer.fresh("value"));
-            let idents: Vec<&Ident> = self.params.iter().map(|(i, _)| i).collect();
             let types = self.params.iter().map(|(_, t)| t);
             (
                 quote!(#(#idents: #types),*),

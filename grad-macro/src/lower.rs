@@ -802,10 +802,10 @@ impl<'s> Lowerer<'_> {
         for ((t, e), name) in then_values.iter().zip(&else_values).zip(&names) {
             let ty = Ty::join([self.func.operand_ty(t), self.func.operand_ty(e)]);
             let active = self.func.is_active(t) || self.func.is_active(e);
-            let origin = if name == "keep" || name == "left" {
-                Origin::Temp
-            } else {
-                Origin::Local
+            let origin = match name.as_str() {
+                "keep" | "left" => Origin::Temp,
+                "ret" => Origin::Synth,
+                _ => Origin::Local,
             };
             outs.push(self.new_var(name, ty, origin, active, ei.if_token.span));
         }
@@ -926,10 +926,10 @@ impl<'s> Lowerer<'_> {
         {
             let ty = Ty::join([self.func.operand_ty(t), self.func.operand_ty(e)]);
             let active = self.func.is_active(t) || self.func.is_active(e);
-            let origin = if name == "keep" || name == "left" {
-                Origin::Temp
-            } else {
-                Origin::Local
+            let origin = match name.as_str() {
+                "keep" | "left" => Origin::Temp,
+                "ret" => Origin::Synth,
+                _ => Origin::Local,
             };
             outs.push(self.new_var(&name, ty, origin, active, ei.if_token.span));
         }
@@ -1537,6 +1537,8 @@ impl<'s> Lowerer<'_> {
         let int_var = |this: &mut Self, name: &str, span: Span| {
             this.new_var(name, Ty::Int, Origin::Local, false, span)
         };
+        let synth_index =
+            |this: &mut Self, span: Span| this.new_var("i", Ty::Int, Origin::Synth, false, span);
 
         if let syn::Expr::Range(r) = iter {
             let (Some(start), Some(end)) = (&r.start, &r.end) else {
@@ -1554,7 +1556,7 @@ impl<'s> Lowerer<'_> {
                     *index_name = Some(p.ident.clone());
                     v
                 }
-                syn::Pat::Wild(w) => int_var(self, "i", w.underscore_token.span),
+                syn::Pat::Wild(w) => synth_index(self, w.underscore_token.span),
                 other => {
                     self.cx.error_spanned_by(
                         other,
@@ -1670,7 +1672,7 @@ impl<'s> Lowerer<'_> {
                 *index_name = Some(i.clone());
                 int_var(self, &i.to_string(), i.span())
             }
-            None => int_var(self, "i", f.for_token.span),
+            None => synth_index(self, f.for_token.span),
         };
         let zero = Operand::Lit(syn::parse_quote!(0));
         Some((

@@ -37,6 +37,7 @@ fn run_passes(func: &mut Func) {
         cse_block(&mut func.body, &mut HashMap::new(), &stored);
         propagate_copies(func);
         forward_accumulator_copies(&mut func.body);
+        drop_self_stores(&mut func.body);
         sink_accumulators(func);
         eliminate_dead_code(func);
         if format!("{}", func.body) == before {
@@ -176,6 +177,55 @@ fn fold_binary(op: BinOp, a: &Operand, b: &Operand, strong_zero: bool) -> Option
         BinOp::Div if is(b, 1.0) => use_(a),
         BinOp::Div if strong_zero && is(a, 0.0) => zero(),
         _ => None,
+    }
+}
+
+// ------------------------------------------------------------ self stores
+
+/// Removes `h[i] = h[i];`, which is what `h[i] *= 1.0` folds to (clippy's
+/// `self_assignment` is an error): a store of the value just loaded from
+/// the same element, with no store to the array in between.
+fn drop_self_stores(block: &mut Block) {
+    let mut loads: HashMap<Var, (Var, String)> = HashMap::new();
+    let key = |index: &[Operand]| {
+        index
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    block.stmts.retain(|stmt| match stmt {
+        Stmt::Let {
+            var,
+            expr: Expr::Index { array, index },
+        } => {
+            loads.insert(*var, (*array, key(index)));
+            true
+        }
+        Stmt::Store {
+            array,
+            index,
+            value,
+        } => {
+            let same = value
+                .as_var()
+                .and_then(|v| loads.get(&v))
+                .is_some_and(|(a, k)| a == array && *k == key(index));
+            loads.retain(|_, (a, _)| a != array);
+            !same
+        }
+        _ => {
+            if !stmt.blocks().is_empty() {
+                // Nested code may store anywhere.
+                loads.clear();
+            }
+            true
+        }
+    });
+    for stmt in &mut block.stmts {
+        for b in stmt.blocks_mut() {
+            drop_self_stores(b);
+        }
     }
 }
 
