@@ -24,6 +24,38 @@ mod single {
     include!("expand/f32.rs");
 }
 
+mod reduction {
+    use grad::prelude::*;
+    include!("expand/reduction.rs");
+}
+
+/// The fused one-pass reduction: value exactly the function's, gradient by
+/// finite differences in every weight and the bias, and `_backward` adds.
+#[test]
+fn the_fused_reduction_matches_finite_differences() {
+    let x: Vec<f64> = (0..40).map(|i| ((i * 37 % 11) as f64 - 5.0) / 4.0).collect();
+    let y: Vec<f64> = (0..10).map(|i| f64::from(i % 3 == 0)).collect();
+    let w = [0.3, -0.2, 0.5, 0.1];
+    let b = -0.1;
+    let (value, g) = reduction::logistic_grad(w, b, &x, &y);
+    assert_eq!(value, reduction::logistic(w, b, &x, &y));
+    let at = [w[0], w[1], w[2], w[3], b];
+    let analytic = [g.w[0], g.w[1], g.w[2], g.w[3], g.b];
+    assert_gradient(
+        |p| reduction::logistic([p[0], p[1], p[2], p[3]], p[4], &x, &y),
+        &at,
+        &analytic,
+    );
+    let mut twice = reduction::LogisticGrad::default();
+    reduction::logistic_backward(w, b, &x, &y, &mut twice);
+    reduction::logistic_backward(w, b, &x, &y, &mut twice);
+    // Element by element into the caller's gradient: equal up to rounding.
+    let sum = g + g;
+    for (a, e) in twice.w.iter().chain([&twice.b]).zip(sum.w.iter().chain([&sum.b])) {
+        assert!((a - e).abs() <= 1e-15 * e.abs(), "{a} vs {e}");
+    }
+}
+
 #[test]
 fn neuron_reproduces_the_notebook() {
     let (loss, g) = neuron::loss_grad(1.0, 0.0, 6.0, 0.0);
