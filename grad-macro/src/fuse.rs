@@ -30,12 +30,96 @@ use std::collections::{HashMap, HashSet};
 
 use crate::ir::{walk_stmts, Block, Func, Loop, LoopKind, Operand, Stmt, Target, Var};
 
-/// Fuses every eligible pair in `func`; returns whether any was fused.
-/// Reverse loops that only accumulate run forwards afterwards.
+/// Fuses every eligible pair in `func`, after letting reverse loops reload
+/// what their forward loop stored (see [`reload_stored`]); returns whether
+/// anything changed. Reverse loops that only accumulate run forwards
+/// afterwards.
 pub fn fuse_reductions(func: &mut Func) -> bool {
+    let reloaded = reload_stored(&mut func.body);
     let fused = fuse_in_block(&mut func.body);
     run_forwards(&mut func.body);
-    fused
+    reloaded || fused
+}
+
+/// A forward loop that stores each iteration's value into an array element
+/// of its own (`h[j] = a.tanh()`, `j` the loop variable), where nothing
+/// writes the array again before the reverse loop runs: the reverse loop's
+/// recomputed copy of that value becomes a load (`h[j]`), and the
+/// simplifier drops the recomputation it no longer needs (for a hidden
+/// layer, the whole inner product).
+fn reload_stored(block: &mut Block) -> bool {
+    let mut changed = false;
+    for stmt in &mut block.stmts {
+        for b in stmt.blocks_mut() {
+            changed |= reload_stored(b);
+        }
+    }
+    for r in 0..block.stmts.len() {
+        let Some(f) = forward_of(block, r) else {
+            continue;
+        };
+        let (Stmt::Loop(fl), Stmt::Loop(rl)) = (&block.stmts[f], &block.stmts[r]) else {
+            continue;
+        };
+        let (LoopKind::For { var: f_var, .. }, LoopKind::For { var: r_var, .. }) =
+            (&fl.kind, &rl.kind)
+        else {
+            continue;
+        };
+        let Some(reverse_of) = &rl.reverse_of else {
+            continue;
+        };
+        // Arrays stored exactly once in F, at the top of its body, at the
+        // loop variable.
+        let mut stores: HashMap<Var, usize> = HashMap::new();
+        walk_stmts(&fl.body, &mut |s| {
+            if let Stmt::Store { array, .. } = s {
+                *stores.entry(*array).or_default() += 1;
+            }
+        });
+        let f_inside = defined_inside(&block.stmts[f]);
+        let mut stored: HashMap<Var, Var> = HashMap::new();
+        for s in &fl.body.stmts {
+            if let Stmt::Store {
+                array,
+                index,
+                value: Operand::Var(v),
+            } = s
+            {
+                let own_element = matches!(index.as_slice(), [Operand::Var(i)] if i == f_var);
+                if own_element && stores.get(array) == Some(&1) && !f_inside.contains(array) {
+                    stored.insert(*v, *array);
+                }
+            }
+        }
+        // Nothing between the loops, nor R, writes those arrays.
+        let written_later: HashSet<Var> = block.stmts[f + 1..=r].iter().flat_map(mutated).collect();
+        stored.retain(|_, array| !written_later.contains(array));
+        if stored.is_empty() {
+            continue;
+        }
+        let copies: HashMap<Var, Var> = reverse_of.copies.iter().copied().collect();
+        let r_var = *r_var;
+        let Stmt::Loop(rl) = &mut block.stmts[r] else {
+            continue;
+        };
+        for s in &mut rl.body.stmts {
+            if let Stmt::Let { var, expr } = s {
+                let Some(array) = copies.get(var).and_then(|orig| stored.get(orig)) else {
+                    continue;
+                };
+                let load = crate::ir::Expr::Index {
+                    array: *array,
+                    index: vec![Operand::Var(r_var)],
+                };
+                if !matches!(expr, crate::ir::Expr::Index { .. }) {
+                    *expr = load;
+                    changed = true;
+                }
+            }
+        }
+    }
+    changed
 }
 
 /// A reverse loop that keeps no tape, carries nothing and writes outer

@@ -830,6 +830,20 @@ pub fn substitute_block(block: &mut Block, f: &dyn Fn(Var) -> Option<Operand>) {
             } => rename(v),
             Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => rename(var),
             Stmt::Push { tape, .. } | Stmt::Pop { tape, .. } => rename(tape),
+            // The forward values a reverse loop's copies stand for follow
+            // the forward loop's variables when those are renamed.
+            Stmt::Loop(l) => {
+                if let Some(r) = &mut l.reverse_of {
+                    r.copies.retain_mut(|(_, orig)| match f(*orig) {
+                        Some(Operand::Var(new)) => {
+                            *orig = new;
+                            true
+                        }
+                        Some(_) => false,
+                        None => true,
+                    });
+                }
+            }
             _ => {}
         }
         for b in stmt.blocks_mut() {
