@@ -50,6 +50,7 @@ pub fn reverse(primal: &Func) -> Result<(Func, Vec<(Var, Span)>), Error> {
     let mut func = primal.clone();
     func.derivative_vars_from = Some(primal.vars.len() as u32);
     let mut pass = Reverse {
+        sigmoid_into_bce: sigmoids_into_bce(primal),
         func: &mut func,
         adjoints: HashMap::new(),
         tapes: vec![],
@@ -174,6 +175,9 @@ fn declared_in(block: &Block) -> HashSet<Var> {
 struct Reverse<'f> {
     func: &'f mut Func,
     adjoints: HashMap<Var, Var>,
+    /// `p = sigmoid(z)` whose only use is `bce(p, y)`: `p` -> `z` (see
+    /// [`Reverse::bce_of_sigmoid`]).
+    sigmoid_into_bce: HashMap<Var, Operand>,
     /// Every tape, declared at the start of the function.
     tapes: Vec<Var>,
     /// Recomputed nested reads of overwritten arrays (see `check_recomputed_reads`).
@@ -755,6 +759,10 @@ impl Reverse<'_> {
         );
         let rev_all = rev;
         let rev = &mut contrib;
+        if self.bce_of_sigmoid(rev, expr, &d, info.ty)? {
+            self.guarded(rev_all, adjoint, contrib);
+            return Ok(forward);
+        }
         match expr {
             Expr::Use(a) => self.contribute(rev, a, Expr::Use(d)),
             Expr::Unary(UnOp::Neg, a) => self.partials(
@@ -833,6 +841,80 @@ impl Reverse<'_> {
         });
     }
 
+    /// `bce(p, y)` with `p = sigmoid(z)` used nowhere else: the adjoint goes
+    /// straight to `z` as `gate(bce_clamp_grad(p), d * (p - y))`, what the
+    /// chain `bce'(p) · sigmoid'(z)` is once `p (1 - p)` cancels (exactly
+    /// where the clamp passes `p`, and 0 where it clamps), and what a
+    /// hand-written gradient computes: one subtraction instead of a division
+    /// and four products. Returns whether it applied.
+    fn bce_of_sigmoid(
+        &mut self,
+        rev: &mut Vec<Stmt>,
+        expr: &Expr,
+        d: &Operand,
+        ty: Ty,
+    ) -> Result<bool, Error> {
+        let Expr::Prim { rule, args, .. } = expr else {
+            return Ok(false);
+        };
+        let (Some(p), Some(target)) = (args.first(), args.get(1)) else {
+            return Ok(false);
+        };
+        let Some(z) = p
+            .as_var()
+            .and_then(|p| self.sigmoid_into_bce.get(&p))
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        let (Some(clamp_grad), Some(gate)) = (
+            rules::lookup("bce_clamp_grad", CallForm::Helper),
+            rules::lookup("gate", CallForm::Helper),
+        ) else {
+            return Ok(false);
+        };
+        if rule.name != "bce" || !self.func.is_active(p) {
+            return Ok(false);
+        }
+        let pass = self.temp(
+            rev,
+            Expr::Prim {
+                rule: clamp_grad,
+                form: CallForm::Helper,
+                args: vec![p.clone()],
+                path: None,
+            },
+            ty,
+        );
+        let error = self.temp(rev, Expr::Binary(BinOp::Sub, p.clone(), target.clone()), ty);
+        let scaled = self.temp(rev, Expr::Binary(BinOp::Mul, d.clone(), error), ty);
+        self.contribute(
+            rev,
+            &z,
+            Expr::Prim {
+                rule: gate,
+                form: CallForm::Helper,
+                args: vec![pass, scaled],
+                path: None,
+            },
+        );
+        // The target's partial, from the table.
+        if self.func.is_active(target) {
+            let mut formula = Formula {
+                func: self.func,
+                stmts: rev,
+                ty,
+            };
+            if let Some(partial) = formula
+                .partial(rule, 1, args, &Operand::float(0.0))
+                .map_err(|e| (Span::call_site(), e))?
+            {
+                self.contribute(rev, target, Expr::Binary(BinOp::Mul, d.clone(), partial));
+            }
+        }
+        Ok(true)
+    }
+
     fn temp(&mut self, rev: &mut Vec<Stmt>, expr: Expr, ty: Ty) -> Operand {
         let var = self.func.new_var(VarInfo {
             name: "t".into(),
@@ -898,6 +980,37 @@ impl Reverse<'_> {
         }
         Ok(())
     }
+}
+
+/// `p -> z` for every `p = sigmoid(z)` read exactly once, by `bce(p, y)`.
+fn sigmoids_into_bce(func: &Func) -> HashMap<Var, Operand> {
+    let mut uses: HashMap<Var, usize> = HashMap::new();
+    let mut reads = vec![];
+    reads_in_block(&func.body, &mut reads);
+    for v in reads {
+        *uses.entry(v).or_default() += 1;
+    }
+    let mut sigmoids = HashMap::new();
+    let mut into_bce = HashSet::new();
+    walk_stmts(&func.body, &mut |s| {
+        if let Stmt::Let {
+            var,
+            expr: Expr::Prim { rule, args, .. },
+        } = s
+        {
+            match (rule.name, args.as_slice()) {
+                ("sigmoid", [z]) => {
+                    sigmoids.insert(*var, z.clone());
+                }
+                ("bce", [Operand::Var(p), _]) => {
+                    into_bce.insert(*p);
+                }
+                _ => {}
+            }
+        }
+    });
+    sigmoids.retain(|p, _| into_bce.contains(p) && uses.get(p) == Some(&1));
+    sigmoids
 }
 
 /// Whether `stmts` add to `adjoint` whichever branches run.

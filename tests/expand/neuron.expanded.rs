@@ -76,9 +76,10 @@ Repeated calls accumulate, like PyTorch's `.grad` over repeated `backward()`; re
 pub fn loss_backward(w: f64, b: f64, x: f64, y: f64, grad: &mut LossGrad) -> f64 {
     let z = w * x + b;
     let p = sigmoid::<f64>(z);
-    let __t4 = ::grad::__private::derivatives::bce_clamp(p);
-    let __d_z = ::grad::__private::derivatives::bce_clamp_grad(p) * (__t4 - y)
-        / (__t4 * (1.0 - __t4)) * (p * (1.0 - p));
+    let __d_z = ::grad::__private::derivatives::gate(
+        ::grad::__private::derivatives::bce_clamp_grad(p),
+        p - y,
+    );
     grad.w += __d_z * x;
     grad.b += __d_z;
     bce::<f64>(p, y)

@@ -102,11 +102,10 @@ pub fn logistic_backward(
         let __t6 = sigmoid::<f64>(z);
         let __t7 = y[i];
         s += bce::<f64>(__t6, __t7);
-        let __t13 = ::grad::__private::derivatives::bce_clamp(__t6);
-        let __d_t6 = __t11
-            * (::grad::__private::derivatives::bce_clamp_grad(__t6) * (__t13 - __t7)
-                / (__t13 * (1.0 - __t13)));
-        let __d_z_3 = __d_t6 * (__t6 * (1.0 - __t6));
+        let __d_z_3 = ::grad::__private::derivatives::gate(
+            ::grad::__private::derivatives::bce_clamp_grad(__t6),
+            __t11 * (__t6 - __t7),
+        );
         for k in 0..4 {
             grad.w[k] += __d_z_3 * x[i * 4 + k];
         }
