@@ -33,7 +33,9 @@ mod reduction {
 /// finite differences in every weight and the bias, and `_backward` adds.
 #[test]
 fn the_fused_reduction_matches_finite_differences() {
-    let x: Vec<f64> = (0..40).map(|i| ((i * 37 % 11) as f64 - 5.0) / 4.0).collect();
+    let x: Vec<f64> = (0..40)
+        .map(|i| ((i * 37 % 11) as f64 - 5.0) / 4.0)
+        .collect();
     let y: Vec<f64> = (0..10).map(|i| f64::from(i % 3 == 0)).collect();
     let w = [0.3, -0.2, 0.5, 0.1];
     let b = -0.1;
@@ -51,7 +53,12 @@ fn the_fused_reduction_matches_finite_differences() {
     reduction::logistic_backward(w, b, &x, &y, &mut twice);
     // Element by element into the caller's gradient: equal up to rounding.
     let sum = g + g;
-    for (a, e) in twice.w.iter().chain([&twice.b]).zip(sum.w.iter().chain([&sum.b])) {
+    for (a, e) in twice
+        .w
+        .iter()
+        .chain([&twice.b])
+        .zip(sum.w.iter().chain([&sum.b]))
+    {
         assert!((a - e).abs() <= 1e-15 * e.abs(), "{a} vs {e}");
     }
 }
