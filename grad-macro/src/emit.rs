@@ -23,6 +23,7 @@ pub struct Namer {
     taken: HashSet<String>,
     /// Names even parameters must not have in generated code.
     forbidden: HashSet<String>,
+    next_number: HashMap<String, usize>,
 }
 
 impl Namer {
@@ -34,6 +35,7 @@ impl Namer {
             reserved,
             taken: HashSet::new(),
             forbidden: HashSet::new(),
+            next_number: HashMap::new(),
         }
     }
 
@@ -59,13 +61,13 @@ impl Namer {
 
     /// `base1`, `base2`, … : numbered temporaries.
     fn numbered(&mut self, base: &str) -> String {
-        let mut n = 1;
+        let n = self.next_number.entry(base.to_string()).or_insert(1);
         loop {
             let candidate = format!("{base}{n}");
+            *n += 1;
             if !self.reserved.contains(&candidate) && self.taken.insert(candidate.clone()) {
                 return candidate;
             }
-            n += 1;
         }
     }
 
@@ -528,7 +530,10 @@ impl<'a> Emitter<'a> {
                 };
                 let r = self.operand_at(b, right_min);
                 let symbol: TokenStream = op.symbol().parse().unwrap_or_default();
-                (quote!(#l #symbol #r), prec)
+                let mut tokens = l;
+                tokens.extend(symbol);
+                tokens.extend(r);
+                (tokens, prec)
             }
             Expr::Prim {
                 rule,

@@ -28,6 +28,8 @@ mod interp;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod size_tests;
+#[cfg(test)]
 mod tests;
 
 use proc_macro::TokenStream;

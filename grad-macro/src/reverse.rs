@@ -254,11 +254,13 @@ impl Reverse<'_> {
             }
         }
         let mut forward_rev_order = vec![];
-        for (i, stmt) in block.stmts.iter().enumerate().rev() {
-            let mut inner = ctx.clone();
-            inner.stored_later.extend(stores_in(&block.stmts[i + 1..]));
+        let mut inner = ctx.clone();
+        for stmt in block.stmts.iter().rev() {
             let forward = self.stmt(stmt, &mut rev, &inner)?;
             forward_rev_order.push(forward);
+            inner
+                .stored_later
+                .extend(stores_in(std::slice::from_ref(stmt)));
         }
         forward_rev_order.reverse();
 

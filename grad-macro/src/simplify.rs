@@ -444,58 +444,73 @@ fn sink_accumulators(func: &mut Func) {
     freeze_block(&mut func.body, &changed);
 }
 
-fn mentions(stmt: &Stmt, var: Var) -> bool {
-    let touches = |s: &Stmt| s.reads().contains(&var) || s.defines().contains(&var);
-    let mut found = touches(stmt);
+fn mention_set(stmt: &Stmt, out: &mut HashSet<Var>) {
+    out.extend(stmt.reads());
+    out.extend(stmt.defines());
     for b in stmt.blocks() {
-        walk_stmts(b, &mut |s| found |= touches(s));
+        walk_stmts(b, &mut |s| {
+            out.extend(s.reads());
+            out.extend(s.defines());
+        });
         let mut reads = vec![];
         crate::ir::reads_in_block(b, &mut reads);
-        found |= reads.contains(&var);
+        out.extend(reads);
     }
-    found
 }
 
 fn sink_block(block: &mut Block) {
-    let mut i = 0;
-    while i < block.stmts.len() {
-        for b in block.stmts[i].blocks_mut() {
+    for stmt in &mut block.stmts {
+        for b in stmt.blocks_mut() {
             sink_block(b);
         }
+    }
+    let mut mentioned: HashMap<Var, Vec<usize>> = HashMap::new();
+    let mut set = HashSet::new();
+    for (j, stmt) in block.stmts.iter().enumerate() {
+        set.clear();
+        mention_set(stmt, &mut set);
+        for v in &set {
+            mentioned.entry(*v).or_default().push(j);
+        }
+    }
+    let mut removed: HashSet<usize> = HashSet::new();
+    for i in 0..block.stmts.len() {
         let Stmt::DeclMut {
             var,
             expr: Expr::Use(init),
         } = &block.stmts[i]
         else {
-            i += 1;
             continue;
         };
         if !init.is_float_value(0.0) {
-            i += 1;
             continue;
         }
         let var = *var;
-        let next = (i + 1..block.stmts.len()).find(|&j| mentions(&block.stmts[j], var));
+        let next = mentioned.get(&var).and_then(|js| {
+            let k = js.partition_point(|&j| j <= i);
+            js.get(k).copied()
+        });
         match next {
             None if !block.yields.iter().any(|y| y.as_var() == Some(var)) => {
-                // Never added to: the adjoint is zero and nothing reads it.
-                block.stmts.remove(i);
-                continue;
+                removed.insert(i);
             }
             Some(j) => {
                 if let Stmt::Accum { var: target, expr } = &block.stmts[j] {
                     if *target == var && !expr.vars().contains(&var) {
                         let expr = expr.clone();
                         block.stmts[j] = Stmt::DeclMut { var, expr };
-                        block.stmts.remove(i);
-                        continue;
+                        removed.insert(i);
                     }
                 }
             }
             None => {}
         }
-        i += 1;
     }
+    let mut k = 0;
+    block.stmts.retain(|_| {
+        k += 1;
+        !removed.contains(&(k - 1))
+    });
 }
 
 fn freeze_block(block: &mut Block, changed: &HashSet<Var>) {
@@ -551,7 +566,7 @@ fn mark_block(
     tape_fields: &mut HashSet<(Var, usize)>,
 ) -> bool {
     let mut any = false;
-    for stmt in &block.stmts {
+    for stmt in block.stmts.iter().rev() {
         any |= mark_stmt(stmt, live, tape_fields);
     }
     any
