@@ -49,6 +49,11 @@ pub struct Rule {
     /// primitive is defined and smooth almost everywhere).
     #[cfg_attr(not(test), allow(dead_code))]
     pub domain: &'static [(f64, f64)],
+    /// A step helper whose value (0, ½ or 1) selects where the gradient of
+    /// a kink flows (`relu_grad`, `max_grad`, `clamp_grad`, …): a partial
+    /// that is one call of it passes the adjoint through `gate` (see
+    /// [`Rule::is_select`]).
+    pub selects: bool,
     /// Evaluates the primitive on `f64` (test-only; generated from the row).
     #[cfg(test)]
     pub eval_f64: fn(&[f64]) -> f64,
@@ -78,21 +83,15 @@ impl Rule {
     /// `threshold_backward` and `where` are, rather than multiplying it by a
     /// zero: an infinite adjoint (`relu(x).sqrt()` at `x < 0`) gives 0, not NaN.
     pub fn is_select(&self, index: usize) -> bool {
-        const SELECTS: &[&str] = &[
-            "relu_grad",
-            "max_grad",
-            "min_grad",
-            "clamp_grad",
-            "clamp_grad_lo",
-            "clamp_grad_hi",
-        ];
         let Some(Some(formula)) = self.partials.get(index) else {
             return false;
         };
         let Some((name, rest)) = formula.split_once('(') else {
             return false;
         };
-        SELECTS.contains(&name) && rest.ends_with(')') && !rest[..rest.len() - 1].contains('(')
+        by_name(name).is_some_and(|r| r.selects)
+            && rest.ends_with(')')
+            && !rest[..rest.len() - 1].contains('(')
     }
 }
 
@@ -159,6 +158,13 @@ macro_rules! int_params {
 }
 
 macro_rules! rule {
+    // A step helper that selects where a gradient flows (see `Rule::selects`).
+    (select $($rest:tt)*) => {
+        Rule {
+            selects: true,
+            ..rule!($($rest)*)
+        }
+    };
     ($form:ident $name:ident ($($p:ident $(: $int:ident)?),*) => [$($d:tt),*] on [$($dom:expr),*]) => {
         Rule {
             name: stringify!($name),
@@ -167,6 +173,7 @@ macro_rules! rule {
             int_params: int_params!($($p $(: $int)?),*),
             partials: &[$(rule!(@partial $d)),*],
             domain: &[$($dom),*],
+            selects: false,
             #[cfg(test)]
             eval_f64: |a: &[f64]| {
                 let mut it = a.iter().copied();
@@ -267,13 +274,13 @@ pub static RULES: &[Rule] = &[
     rule!(runtime mse(p, target) => ["2.0 * (p - target)", "2.0 * (target - p)"] on [ALL, ALL]),
     // The runtime's derivative helpers: steps and masks, whose derivatives
     // are zero (or the mask again), so formulas can be differentiated twice.
-    rule!(helper relu_grad(x) => ["0.0"] on [ALL]),
+    rule!(select helper relu_grad(x) => ["0.0"] on [ALL]),
     rule!(helper abs_grad(x) => ["0.0"] on [ALL]),
-    rule!(helper max_grad(x, y) => ["0.0", "0.0"] on [ALL, ALL]),
-    rule!(helper min_grad(x, y) => ["0.0", "0.0"] on [ALL, ALL]),
-    rule!(helper clamp_grad(x, lo, hi) => ["0.0", "0.0", "0.0"] on [ALL, (-2.0, -0.5), (0.5, 2.0)]),
-    rule!(helper clamp_grad_lo(x, lo, hi) => ["0.0", "0.0", "0.0"] on [ALL, (-2.0, -0.5), (0.5, 2.0)]),
-    rule!(helper clamp_grad_hi(x, lo, hi) => ["0.0", "0.0", "0.0"] on [ALL, (-2.0, -0.5), (0.5, 2.0)]),
+    rule!(select helper max_grad(x, y) => ["0.0", "0.0"] on [ALL, ALL]),
+    rule!(select helper min_grad(x, y) => ["0.0", "0.0"] on [ALL, ALL]),
+    rule!(select helper clamp_grad(x, lo, hi) => ["0.0", "0.0", "0.0"] on [ALL, (-2.0, -0.5), (0.5, 2.0)]),
+    rule!(select helper clamp_grad_lo(x, lo, hi) => ["0.0", "0.0", "0.0"] on [ALL, (-2.0, -0.5), (0.5, 2.0)]),
+    rule!(select helper clamp_grad_hi(x, lo, hi) => ["0.0", "0.0", "0.0"] on [ALL, (-2.0, -0.5), (0.5, 2.0)]),
     rule!(helper bce_clamp(p) => ["bce_clamp_grad(p)"] on [PROB]),
     rule!(helper bce_clamp_grad(p) => ["0.0"] on [PROB]),
     rule!(helper mask_zero(c, v) => ["0.0", "mask_zero(c, 1.0)"] on [(0.5, 3.0), ALL]),
