@@ -1393,3 +1393,81 @@ fn names_and_casts() {
     let gx: Vec<f32> = g.x;
     assert_eq!((gx, g.w), (vec![2.5, 4.5], 3.0));
 }
+
+// ------------------------------------------- stencils (`x[i]` and `x[i + 1]`)
+
+/// A first-difference penalty from `a` on: iteration `i` contributes to the
+/// gradient of `x[i]` and `x[i + 1]`, which the generated loop hands to the
+/// next iteration in a variable (`carry.rs`) instead of through memory.
+#[differentiate]
+fn roughness(x: &[f64], a: usize, scale: f64) -> f64 {
+    let mut s = 0.0;
+    for i in a..x.len() - 1 {
+        let d = x[i + 1] - x[i];
+        s += scale * d * d + x[i].sin();
+    }
+    s
+}
+
+/// The same stencil over a fixed-size array: the gradient is summed in a
+/// local array and added to the caller's once.
+#[differentiate]
+fn roughness_array(x: [f64; 5]) -> f64 {
+    let mut s = 0.0;
+    for i in 0..4 {
+        let d = x[i + 1] - x[i];
+        s += d * d * x[i];
+    }
+    s
+}
+
+#[test]
+fn stencil_gradients_match_finite_differences() {
+    for n in [1, 2, 3, 10] {
+        for a in [0, 1, 5] {
+            let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7).cos()).collect();
+            let (value, g) = roughness_grad(&x, a, 2.5);
+            assert_eq!(value, roughness(&x, a, 2.5));
+            assert_eq!(g.x.len(), n);
+            assert_gradient(
+                |p| roughness(&p[..n], a, p[n]),
+                &cat(&[&x, &[2.5]]),
+                &cat(&[&g.x, &[g.scale]]),
+            );
+            // Elements the loop does not reach have no gradient.
+            for (k, gk) in g.x.iter().enumerate() {
+                if k < a || n < 2 || a >= n - 1 {
+                    assert_eq!(*gk, 0.0, "n = {n}, a = {a}, k = {k}");
+                }
+            }
+        }
+    }
+    let x = [0.3, -1.2, 0.8, 2.0, -0.4];
+    let (value, g) = roughness_array_grad(x);
+    assert_eq!(value, roughness_array(x));
+    assert_gradient(
+        |p| roughness_array([p[0], p[1], p[2], p[3], p[4]]),
+        &x,
+        &g.x,
+    );
+}
+
+/// `f_backward` adds into the caller's gradient: a second call doubles it,
+/// for the carried slice elements and the locally summed array alike.
+#[test]
+fn stencil_gradients_accumulate() {
+    let x = [0.5, 1.5, -0.25, 0.75];
+    let mut g = RoughnessGrad::default();
+    roughness_backward(&x, 0, 1.0, &mut g);
+    let once = g.clone();
+    roughness_backward(&x, 0, 1.0, &mut g);
+    for (twice, once) in g.x.iter().zip(&once.x) {
+        assert_eq!(*twice, 2.0 * once);
+    }
+    let xa = [0.3, -1.2, 0.8, 2.0, -0.4];
+    let mut ga = RoughnessArrayGrad::default();
+    roughness_array_backward(xa, &mut ga);
+    let once = ga;
+    roughness_array_backward(xa, &mut ga);
+    assert_eq!(ga.x, once.x.map(|v| 2.0 * v));
+}

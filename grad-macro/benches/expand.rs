@@ -28,6 +28,8 @@
 
 #[path = "../src/args.rs"]
 mod args;
+#[path = "../src/carry.rs"]
+mod carry;
 #[path = "../src/chain.rs"]
 mod chain;
 #[path = "../src/ctxt.rs"]

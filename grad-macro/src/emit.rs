@@ -720,6 +720,14 @@ impl<'a> Emitter<'a> {
             }
             Stmt::AccumGrad { param, value } => {
                 let field = self.grad_field(*param);
+                if let Some(array) = value
+                    .as_var()
+                    .filter(|&v| self.func.info(v).ty == Ty::Array)
+                {
+                    let krate = self.krate;
+                    let array = self.name(array);
+                    return quote!(#krate::__private::GradField::add_field(&mut #field, &#array););
+                }
                 let value = self.operand_at(value, 0);
                 quote!(#field += #value;)
             }

@@ -96,6 +96,19 @@ impl<T: Num> Val<T> {
     }
 }
 
+/// `into += add`, element by element for arrays (a fixed-size array
+/// parameter's gradient summed in a local array).
+fn add_into<T: Num>(into: &mut Val<T>, add: &Val<T>) {
+    match (into, add) {
+        (Val::Arr(into), Val::Arr(add)) => {
+            for (a, b) in into.iter_mut().zip(add) {
+                add_into(a, b);
+            }
+        }
+        (into, add) => *into = Val::F(into.f() + add.f()),
+    }
+}
+
 struct Machine<T> {
     env: HashMap<Var, Val<T>>,
     grads: Vec<Val<T>>,
@@ -246,9 +259,8 @@ impl<T: Num> Machine<T> {
                 self.env.insert(*var, Val::F(current + add));
             }
             Stmt::AccumGrad { param, value } => {
-                let add = self.operand(value).f();
-                let g = &mut self.grads[*param];
-                *g = Val::F(g.f() + add);
+                let add = self.operand(value);
+                add_into(&mut self.grads[*param], &add);
             }
             Stmt::AccumIndex {
                 target,

@@ -10,6 +10,7 @@
 extern crate proc_macro;
 
 mod args;
+mod carry;
 mod chain;
 mod ctxt;
 mod emit;

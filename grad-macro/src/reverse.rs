@@ -87,18 +87,34 @@ pub fn reverse(primal: &Func) -> Result<(Func, Vec<(Var, Span)>), Error> {
     stmts.extend(pass.tapes.iter().map(|&tape| Stmt::TapeNew { tape }));
     stmts.extend(forward.stmts);
     for param in &primal.params {
-        if let Some(&adjoint) = pass.adjoints.get(&param.var) {
-            if pass.func.info(param.var).ty != Ty::Array {
-                stmts.push(Stmt::DeclMut {
-                    var: adjoint,
-                    expr: Expr::Use(Operand::float(0.0)),
-                });
-            }
+        let Some(&adjoint) = pass.adjoints.get(&param.var) else {
+            continue;
+        };
+        match fixed_lens(pass.func.info(param.var)) {
+            // A fixed-size array parameter's gradient is summed in a local
+            // array and added to the caller's field once at the end, as for
+            // a scalar: inside a loop the local stays in registers, where
+            // adding into `grad.<field>[j]` would store to memory in every
+            // iteration (the store must happen before a later bounds check
+            // can panic).
+            Some(lens) => stmts.push(Stmt::LetArray {
+                var: adjoint,
+                init: ArrayInit::Repeat {
+                    fill: Operand::float(0.0),
+                    lens,
+                },
+            }),
+            None if pass.func.info(param.var).ty != Ty::Array => stmts.push(Stmt::DeclMut {
+                var: adjoint,
+                expr: Expr::Use(Operand::float(0.0)),
+            }),
+            None => {}
         }
     }
     stmts.extend(reverse);
     for (index, param) in primal.params.iter().enumerate() {
-        if !param.wrt || pass.func.info(param.var).ty == Ty::Array {
+        let info = pass.func.info(param.var);
+        if !param.wrt || (info.ty == Ty::Array && fixed_lens(info).is_none()) {
             continue;
         }
         if let Some(&adjoint) = pass.adjoints.get(&param.var) {
@@ -114,6 +130,12 @@ pub fn reverse(primal: &Func) -> Result<(Func, Vec<(Var, Span)>), Error> {
         yields: forward.yields,
     };
     Ok((func, suspicious))
+}
+
+/// The lengths of a fixed-size array (`[[f64; 4]; 16]` gives `16, 4`);
+/// `None` for a scalar or a slice.
+fn fixed_lens(info: &VarInfo) -> Option<Vec<syn::Expr>> {
+    info.shape.as_ref()?.lens.iter().cloned().collect()
 }
 
 /// A read of an array that the loop (or later code) overwrites, nested in an
@@ -228,6 +250,9 @@ impl Reverse<'_> {
             return;
         }
         let target = match self.func.params.iter().position(|p| p.var == array) {
+            Some(p) if self.func.params[p].wrt && fixed_lens(self.func.info(array)).is_some() => {
+                Target::Var(self.adjoint(array))
+            }
             Some(p) if self.func.params[p].wrt => Target::Grad(p),
             Some(_) => return,
             None => Target::Var(self.adjoint(array)),

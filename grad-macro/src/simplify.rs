@@ -25,6 +25,9 @@ pub fn simplify(func: &mut Func) {
     if crate::fuse::fuse_reductions(func) {
         run_passes(func);
     }
+    if crate::carry::carry_next_element(func) {
+        run_passes(func);
+    }
 }
 
 fn run_passes(func: &mut Func) {
@@ -117,6 +120,20 @@ fn fold_expr(expr: &mut Expr, strong_zero: bool) {
             if rule.name == "gate" && args.get(1).is_some_and(|d| d.is_float_value(1.0)) =>
         {
             Some(Expr::Use(args[0].clone()))
+        }
+        // `mask_zero(c, v)` is `v` for a constant `c != 0` (NaN included) and
+        // exactly `0` for `c == 0`; `gate(s, d)` is `s · d` for a constant
+        // `s != 0` and `0` for `s == 0`. A constant exponent makes these out
+        // of `powi`'s and `powf`'s rules.
+        Expr::Prim { rule, args, .. }
+            if matches!(rule.name, "mask_zero" | "gate") && args.len() == 2 =>
+        {
+            match args[0].as_float() {
+                Some(c) if c == 0.0 => Some(Expr::Use(Operand::float(0.0))),
+                Some(_) if rule.name == "mask_zero" => Some(Expr::Use(args[1].clone())),
+                Some(_) => Some(Expr::Binary(BinOp::Mul, args[0].clone(), args[1].clone())),
+                None => None,
+            }
         }
         Expr::Prim { rule, args, .. } if rule.name == "powi" => {
             match args.get(1).and_then(Operand::as_int) {

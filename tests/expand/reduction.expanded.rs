@@ -91,6 +91,7 @@ pub fn logistic_backward(
 ) -> f64 {
     let n = y.len();
     let __t9 = n as f64;
+    let mut __d_w = [0.0; 4];
     let mut __d_b = 0.0;
     let __t11 = 1.0 / __t9;
     let mut s = 0.0;
@@ -107,10 +108,11 @@ pub fn logistic_backward(
             __t11 * (__t6 - __t7),
         );
         for k in 0..4 {
-            grad.w[k] += __d_z_3 * x[i * 4 + k];
+            __d_w[k] += __d_z_3 * x[i * 4 + k];
         }
         __d_b += __d_z_3;
     }
+    ::grad::__private::GradField::add_field(&mut grad.w, &__d_w);
     grad.b += __d_b;
     s / __t9
 }
