@@ -129,7 +129,7 @@ fn fold_expr(expr: &mut Expr, strong_zero: bool) {
             if matches!(rule.name, "mask_zero" | "gate") && args.len() == 2 =>
         {
             match args[0].as_float() {
-                Some(c) if c == 0.0 => Some(Expr::Use(Operand::float(0.0))),
+                Some(0.0) => Some(Expr::Use(Operand::float(0.0))),
                 Some(_) if rule.name == "mask_zero" => Some(Expr::Use(args[1].clone())),
                 Some(_) => Some(Expr::Binary(BinOp::Mul, args[0].clone(), args[1].clone())),
                 None => None,
