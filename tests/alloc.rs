@@ -437,3 +437,43 @@ fn loops_that_cannot_be_replayed_keep_their_index() {
     assert_eq!(g1.x, g2.x);
     assert_eq!(g1.x, g3.x);
 }
+
+// ------------------------------------------- the benchmarks' workloads W1–W4
+
+/// The four workloads of `benches/` (issue 5), the very functions the
+/// benchmarks time, compiled into this test.
+#[path = "../benches/common/mod.rs"]
+mod workloads;
+
+#[test]
+fn benchmark_workloads_backward_allocate_nothing() {
+    use workloads::{w1, w2, w3, w4};
+
+    let (w, b, x, y) = w1::POINT;
+    let mut g = w1::NeuronGrad::default();
+    let (_, n) = allocations_of(|| black_box(w1::neuron_backward(w, b, x, y, &mut g)));
+    assert_eq!(n, 0, "W1");
+
+    for size in w2::SIZES {
+        let x = w2::point(size);
+        let mut g = w2::RosenbrockGrad::default();
+        // The first call sizes the empty gradient `Vec`; the benchmark, like
+        // any training loop, reuses it (zeroed) afterwards.
+        w2::rosenbrock_backward(&x, &mut g);
+        g.zero();
+        let (_, n) = allocations_of(|| black_box(w2::rosenbrock_backward(&x, &mut g)));
+        assert_eq!(n, 0, "W2, n = {size}");
+    }
+
+    let d = w3::data(1_000);
+    let mut g = w3::LogisticGrad::default();
+    let (_, n) = allocations_of(|| black_box(w3::logistic_backward(d.w, d.b, &d.x, &d.y, &mut g)));
+    assert_eq!(n, 0, "W3");
+
+    let d = w4::data(w4::BATCH);
+    let p = &d.params;
+    let mut g = w4::MlpGrad::default();
+    let (_, n) =
+        allocations_of(|| black_box(w4::mlp_backward(p.w1, p.b1, p.w2, p.b2, &d.x, &d.y, &mut g)));
+    assert_eq!(n, 0, "W4");
+}
