@@ -28,7 +28,10 @@
 
 mod common;
 
-use common::w2::{answer, point, rosenbrock, rosenbrock_backward, rosenbrock_hand, RosenbrockGrad};
+use common::w2::{
+    answer, point, rosenbrock, rosenbrock_100_backward, rosenbrock_2_backward, rosenbrock_backward,
+    rosenbrock_hand, Rosenbrock100Grad, Rosenbrock2Grad, RosenbrockGrad,
+};
 use common::{assert_agree, Answer};
 use criterion::{Criterion, SamplingMode};
 use echidna::{Reverse, Scalar};
@@ -116,12 +119,18 @@ fn peer_answers(x: &[f64]) -> Vec<Answer> {
             answers.push(Answer::new("num-dual", v, g.as_slice().to_vec()));
             let (v, g) = symdiff_2(x);
             answers.push(Answer::new("symdiff", v, g.to_vec()));
+            let mut g = Rosenbrock2Grad::default();
+            let v = rosenbrock_2_backward(x.try_into().expect("n = 2"), &mut g);
+            answers.push(Answer::new("grad (array)", v, g.x.to_vec()));
         }
         100 => {
             let (v, g) = num_dual_static(&SVector::<f64, 100>::from_column_slice(x));
             answers.push(Answer::new("num-dual", v, g.as_slice().to_vec()));
             let (v, g) = symdiff_100(x);
             answers.push(Answer::new("symdiff", v, g.to_vec()));
+            let mut g = Rosenbrock100Grad::default();
+            let v = rosenbrock_100_backward(x.try_into().expect("n = 100"), &mut g);
+            answers.push(Answer::new("grad (array)", v, g.x.to_vec()));
         }
         _ => {
             let start = Instant::now();
@@ -184,6 +193,16 @@ fn bench(c: &mut Criterion, n: usize) {
     // num-dual last: at n = 10 000 it changes the group's settings.
     match n {
         2 => {
+            let xa: [f64; 2] = x.as_slice().try_into().expect("n = 2");
+            let mut g = Rosenbrock2Grad::default();
+            group.bench_function("grad (array)", |bench| {
+                bench.iter(|| {
+                    g.zero();
+                    let value = rosenbrock_2_backward(black_box(xa), &mut g);
+                    black_box(&g);
+                    value
+                })
+            });
             group.bench_function("symdiff", |bench| bench.iter(|| symdiff_2(black_box(&x))));
             let xs = SVector::<f64, 2>::from_column_slice(&x);
             group.bench_function("num-dual", |bench| {
@@ -191,6 +210,16 @@ fn bench(c: &mut Criterion, n: usize) {
             });
         }
         100 => {
+            let xa: [f64; 100] = x.as_slice().try_into().expect("n = 100");
+            let mut g = Rosenbrock100Grad::default();
+            group.bench_function("grad (array)", |bench| {
+                bench.iter(|| {
+                    g.zero();
+                    let value = rosenbrock_100_backward(black_box(xa), &mut g);
+                    black_box(&g);
+                    value
+                })
+            });
             group.bench_function("symdiff", |bench| bench.iter(|| symdiff_100(black_box(&x))));
             let xs = SVector::<f64, 100>::from_column_slice(&x);
             group.bench_function("num-dual", |bench| {

@@ -24,6 +24,28 @@ pub fn rosenbrock(x: &[f64]) -> f64 {
     total
 }
 
+/// The same function over a fixed-size array, for the sizes where symdiff
+/// (which needs the dimension at compile time) competes: grad given the
+/// same information. The gradient is an array, summed in registers.
+#[differentiate]
+pub fn rosenbrock_2(x: [f64; 2]) -> f64 {
+    let mut total = 0.0;
+    for i in 0..1 {
+        total += 100.0 * (x[i + 1] - x[i].powi(2)).powi(2) + (1.0 - x[i]).powi(2);
+    }
+    total
+}
+
+/// [`rosenbrock_2`] at n = 100.
+#[differentiate]
+pub fn rosenbrock_100(x: [f64; 100]) -> f64 {
+    let mut total = 0.0;
+    for i in 0..99 {
+        total += 100.0 * (x[i + 1] - x[i].powi(2)).powi(2) + (1.0 - x[i]).powi(2);
+    }
+    total
+}
+
 /// The gradient by hand, in one pass that writes each `g[i]` once: the
 /// term `i` contributes to `g[i]` and `g[i + 1]`, the second part is carried
 /// to the next iteration.

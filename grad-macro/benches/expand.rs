@@ -40,6 +40,8 @@ mod emit;
 mod expand;
 #[path = "../src/fallback.rs"]
 mod fallback;
+#[path = "../src/forward.rs"]
+mod forward;
 #[path = "../src/fuse.rs"]
 mod fuse;
 #[path = "../src/ir.rs"]

@@ -11,7 +11,9 @@ pub struct Args {
     pub wrt: Option<Vec<Ident>>,
     /// `crate = path`: where the runtime lives; `::grad` when absent.
     pub krate: Option<Path>,
-    /// `forward`, `hessian`, `hvp`: companions that later passes will emit.
+    /// `forward`: emit `f_jvp`.
+    pub forward: bool,
+    /// `hessian`, `hvp`: companions that later passes will emit.
     pub modes: Vec<Ident>,
 }
 
@@ -59,7 +61,13 @@ impl Parse for Args {
                     };
                     args.krate = Some(path);
                 }
-                "forward" | "hessian" | "hvp" => {
+                "forward" => {
+                    if args.forward {
+                        push(syn::Error::new(key.span(), "`forward` is given twice"));
+                    }
+                    args.forward = true;
+                }
+                "hessian" | "hvp" => {
                     push(syn::Error::new(
                         key.span(),
                         format!("`{key}` companions are not implemented yet; remove `{key}` and use the `_grad`/`_backward` companions"),

@@ -323,6 +323,21 @@ impl<'a> Emitter<'a> {
                 Origin::CalleeGrad => {
                     namer.fresh(&format!("__{}", info.name.trim_start_matches("r#")))
                 }
+                // A tangent parameter is `d<name>` (DESIGN.md); other
+                // tangents are `__<name>_dot`, JAX's name for them.
+                Origin::Tangent(of) => {
+                    let base = if appears.contains(of) || func.info(*of).origin == Origin::Param {
+                        names[of.0 as usize].to_string()
+                    } else {
+                        func.info(*of).name.clone()
+                    };
+                    let base = base.trim_start_matches("r#");
+                    if func.info(*of).origin == Origin::Param {
+                        namer.fresh(&format!("d{base}"))
+                    } else {
+                        namer.fresh(&format!("__{}_dot", base.trim_start_matches("__")))
+                    }
+                }
                 // A value passed out of a branch, or a recomputed copy: the
                 // original's name (its scope has ended), or, if the original
                 // is not emitted, a name of its own kind.

@@ -54,6 +54,7 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         krate: &krate,
         params,
         wrt,
+        forward: args.forward,
     };
     let (primal, sig) = match lowered {
         Some(l) if !cx.has_errors() => l,
@@ -98,6 +99,18 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         .map(|p| emitter.names[p.var.0 as usize].clone())
         .collect();
 
+    let jvp_fn = if args.forward {
+        match jvp(&item_fn, &primal, &krate, sig.ret) {
+            Ok(body) => companions.jvp_fn(Some(body)),
+            Err((span, message)) => {
+                cx.syn_error(syn::Error::new(span, message));
+                return fallback::emit(&item_fn, &companions, cx);
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
+
     let grad_struct = companions.grad_struct();
     let grad_fn = companions.grad_fn(false);
     let backward_fn = companions.backward_fn(&grad_param, Some((param_names, body)));
@@ -106,7 +119,54 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         #grad_struct
         #grad_fn
         #backward_fn
+        #jvp_fn
     }
+}
+
+/// The body of `f_jvp`, with the names of the parameters and of the tangent
+/// parameters: forward mode over the primal, seeded with one tangent per
+/// differentiated parameter.
+fn jvp(
+    item_fn: &syn::ItemFn,
+    primal: &crate::ir::Func,
+    krate: &TokenStream,
+    ret: crate::ir::Ty,
+) -> Result<
+    (
+        Vec<proc_macro2::Ident>,
+        Vec<proc_macro2::Ident>,
+        TokenStream,
+    ),
+    crate::forward::Error,
+> {
+    let seeds: Vec<crate::ir::Var> = primal
+        .params
+        .iter()
+        .filter(|p| p.wrt)
+        .map(|p| p.var)
+        .collect();
+    let crate::forward::Forward { mut func, tangents } = crate::forward::forward(primal, &seeds)?;
+    simplify::simplify(&mut func);
+    let mut namer = Namer::new(item_fn.to_token_stream());
+    namer.forbid(callee_companions(primal));
+    namer.forbid(called_names(primal));
+    let emitter = Emitter::new(&func, krate, &mut namer, ret);
+    let body = emitter.block(&func.body);
+    let uses = &func.uses;
+    let body = quote! {
+        #(#[allow(unused_imports)] #uses)*
+        #body
+    };
+    let names = func
+        .params
+        .iter()
+        .map(|p| emitter.names[p.var.0 as usize].clone())
+        .collect();
+    let tangent_names = tangents
+        .iter()
+        .map(|t| emitter.names[t.0 as usize].clone())
+        .collect();
+    Ok((names, tangent_names, body))
 }
 
 /// Every parameter's name and type (`_` where the pattern is not a name).

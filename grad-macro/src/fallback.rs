@@ -29,11 +29,13 @@ pub fn emit(item: &syn::ItemFn, companions: &Companions, cx: Ctxt) -> TokenStrea
     let grad_struct = companions.grad_struct();
     let grad_fn = companions.grad_fn(true);
     let backward_fn = companions.backward_fn(&Ident::new("grad", Span::call_site()), None);
+    let jvp_fn = companions.jvp_fn(None);
     quote! {
         #errors
         #item
         #grad_struct
         #grad_fn
         #backward_fn
+        #jvp_fn
     }
 }

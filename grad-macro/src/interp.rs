@@ -133,6 +133,23 @@ pub fn run<T: Num>(func: &Func, args: &[Val<T>]) -> (T, Vec<T>) {
     (out[0].f(), flat)
 }
 
+/// Runs `func` with `args` for its parameters and `extra` bindings (the
+/// tangent parameters of a forward-mode function); returns every value the
+/// body yields.
+pub fn run_yields<T: Num>(func: &Func, args: &[Val<T>], extra: &[(Var, Val<T>)]) -> Vec<Val<T>> {
+    let mut m = Machine {
+        env: HashMap::new(),
+        grads: args.iter().map(Val::zeros_like).collect(),
+    };
+    for (p, a) in func.params.iter().zip(args) {
+        m.env.insert(p.var, a.clone());
+    }
+    for (v, a) in extra {
+        m.env.insert(*v, a.clone());
+    }
+    m.block(&func.body)
+}
+
 impl<T: Num> Machine<T> {
     fn operand(&self, o: &Operand) -> Val<T> {
         match o {

@@ -84,6 +84,8 @@ pub enum Origin {
     Adjoint(Var),
     /// The gradient struct a call to another `#[differentiate]` function returned.
     CalleeGrad,
+    /// The tangent (forward-mode derivative) of another variable.
+    Tangent(Var),
     /// A branch-local value passed out of its `if` for the reverse sweep; it
     /// takes the same name, which is free again once the branch ends.
     Export(Var),

@@ -16,6 +16,7 @@ mod ctxt;
 mod emit;
 mod expand;
 mod fallback;
+mod forward;
 mod fuse;
 mod ir;
 mod items;

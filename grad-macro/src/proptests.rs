@@ -1948,6 +1948,7 @@ fn check(p: &Program) -> Result<Outcome, String> {
         outcome.skipped += 1;
         return Ok(outcome);
     }
+    check_jvp(&r, &primal, &args, value, &grad, &x)?;
     for (j, (wrt, slot)) in input_slots(&r).into_iter().enumerate() {
         let g = grad[slot];
         if !wrt {
@@ -1975,6 +1976,94 @@ fn check(p: &Program) -> Result<Outcome, String> {
         outcome.compared += 1;
     }
     Ok(outcome)
+}
+
+/// Forward mode on the same program: `f_jvp` in a fixed direction `v` (one
+/// tangent per differentiated input, from the point's own bits) returns the
+/// value bit for bit and a directional derivative equal to `grad · v`, the
+/// gradient that `check` compares with finite differences.
+fn check_jvp(
+    r: &Resolved,
+    primal: &Func,
+    args: &[Val<f64>],
+    value: f64,
+    grad: &[f64],
+    x: &[f64],
+) -> Result<(), String> {
+    let seeds: Vec<_> = primal
+        .params
+        .iter()
+        .filter(|p| p.wrt)
+        .map(|p| p.var)
+        .collect();
+    let crate::forward::Forward { mut func, tangents } = crate::forward::forward(primal, &seeds)
+        .map_err(|(_, m)| format!("forward pass refused: {m}"))?;
+    simplify::simplify(&mut func);
+    // A direction in [-1, 1] per input, fixed by the point.
+    let direction = |k: usize| {
+        let bits = x.iter().fold(k as u64 + 1, |h, v| {
+            (h ^ v.to_bits()).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        });
+        (bits >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    };
+    let mut k = 0;
+    let mut next = || {
+        k += 1;
+        direction(k)
+    };
+    let mut extra = vec![];
+    let mut expected = 0.0;
+    let mut magnitude = 0.0;
+    let slots = input_slots(r);
+    let mut flat = 0;
+    for (param, arg) in primal.params.iter().zip(args) {
+        let width = match arg {
+            Val::Arr(items) => items.len(),
+            Val::I(_) => 0,
+            _ => 1,
+        };
+        if !param.wrt {
+            flat += width;
+            continue;
+        }
+        let mut tangent = |_: f64| next();
+        let v = match arg {
+            Val::Arr(items) => Val::Arr(items.iter().map(|_| Val::F(tangent(0.0))).collect()),
+            _ => Val::F(tangent(0.0)),
+        };
+        let mut components = vec![];
+        match &v {
+            Val::Arr(items) => components.extend(items.iter().map(|i| match i {
+                Val::F(f) => *f,
+                _ => 0.0,
+            })),
+            Val::F(f) => components.push(*f),
+            _ => {}
+        }
+        for (offset, vk) in components.iter().enumerate() {
+            let g = grad[slots[flat + offset].1];
+            expected += g * vk;
+            magnitude += (g * vk).abs();
+        }
+        flat += width;
+        extra.push((tangents[extra.len()], v));
+    }
+    let out = interp::run_yields(&func, args, &extra);
+    let (Some(Val::F(v)), Some(Val::F(dot))) = (out.first(), out.get(1)) else {
+        return Err(format!("`f_jvp` yields {out:?}"));
+    };
+    if v.to_bits() != value.to_bits() {
+        return Err(format!(
+            "`f_jvp` returns {v:e}, the function {value:e} at {x:?}"
+        ));
+    }
+    let tol = 1e-10 * magnitude.max(1.0);
+    if !((dot - expected).abs() <= tol || (dot.is_nan() && expected.is_nan())) {
+        return Err(format!(
+            "`f_jvp` gives {dot:e}, the gradient times the direction {expected:e} at {x:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Why the finite differences of an input are not compared.

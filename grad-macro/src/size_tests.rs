@@ -552,6 +552,7 @@ fn pass_times(attr: TokenStream, item: TokenStream) -> PassTimes {
         krate: &krate,
         params: crate::expand::params_of(&item_fn),
         wrt,
+        forward: false,
     };
     let grad_struct = companions.grad_struct();
     let grad_fn = companions.grad_fn(false);

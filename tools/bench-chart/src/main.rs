@@ -25,7 +25,15 @@ struct Measurement {
 }
 
 /// The implementations in the order the table and the chart show them.
-const ORDER: &[&str] = &["primal", "hand", "grad", "num-dual", "echidna", "symdiff"];
+const ORDER: &[&str] = &[
+    "primal",
+    "hand",
+    "grad",
+    "grad (array)",
+    "num-dual",
+    "echidna",
+    "symdiff",
+];
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
