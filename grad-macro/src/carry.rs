@@ -103,7 +103,7 @@ fn rewrite(func: &mut Func, stmt: &mut Stmt) -> Option<Vec<Stmt>> {
     let element = element_ty(func, target);
     let named_after = match target {
         Target::Var(v) => v,
-        Target::Grad(p) => func.params[p].var,
+        Target::Grad(p) | Target::GradDot(p) => func.params[p].var,
     };
     let new_var = |func: &mut Func| {
         let span = func.info(named_after).span;
@@ -195,7 +195,7 @@ fn only_element_accumulations(body: &Block, target: Target, i: Var, next: &[Var]
     }
     let array = match target {
         Target::Var(v) => Some(v),
-        Target::Grad(_) => None,
+        Target::Grad(_) | Target::GradDot(_) => None,
     };
     let mut everywhere = 0;
     let mut read_elsewhere = false;
@@ -226,7 +226,7 @@ fn only_element_accumulations(body: &Block, target: Target, i: Var, next: &[Var]
 fn element_ty(func: &Func, target: Target) -> Ty {
     let var = match target {
         Target::Var(v) => v,
-        Target::Grad(p) => func.params[p].var,
+        Target::Grad(p) | Target::GradDot(p) => func.params[p].var,
     };
     func.info(var)
         .shape

@@ -257,6 +257,8 @@ pub struct Emitter<'a> {
     live: HashMap<Var, usize>,
     /// The name of the `&mut FGrad` parameter, for `AccumGrad`.
     pub grad_param: Option<Ident>,
+    /// The name of the gradient's tangent in `f_hvp`, for `AccumGrad` with `dot`.
+    pub grad_dot_param: Option<Ident>,
     /// The float type of unsuffixed literals that must carry a suffix.
     pub default_float: Ty,
     /// Arrays written after their `let` (declared `mut`).
@@ -370,6 +372,7 @@ impl<'a> Emitter<'a> {
             inline: HashMap::new(),
             live: HashMap::new(),
             grad_param: None,
+            grad_dot_param: None,
             default_float,
             mutated: HashSet::new(),
             compound: HashMap::new(),
@@ -685,9 +688,15 @@ impl<'a> Emitter<'a> {
         tokens
     }
 
-    fn grad_field(&self, param: usize) -> TokenStream {
+    /// `grad.<field>`, or with `dot` the same field of the gradient's
+    /// tangent (`f_hvp`'s Hessian-vector product).
+    fn grad_field(&self, param: usize, dot: bool) -> TokenStream {
         let field = &self.func.params[param].ident;
-        let grad = &self.grad_param;
+        let grad = if dot {
+            &self.grad_dot_param
+        } else {
+            &self.grad_param
+        };
         quote!(#grad.#field)
     }
 
@@ -733,8 +742,8 @@ impl<'a> Emitter<'a> {
                 let value = wrap(self.expr(expr), 0);
                 quote!(#name += #value;)
             }
-            Stmt::AccumGrad { param, value } => {
-                let field = self.grad_field(*param);
+            Stmt::AccumGrad { param, value, dot } => {
+                let field = self.grad_field(*param, *dot);
                 if let Some(array) = value
                     .as_var()
                     .filter(|&v| self.func.info(v).ty == Ty::Array)
@@ -802,7 +811,8 @@ impl<'a> Emitter<'a> {
             } => {
                 let target = match target {
                     Target::Var(v) => self.name(*v).to_token_stream(),
-                    Target::Grad(p) => self.grad_field(*p),
+                    Target::Grad(p) => self.grad_field(*p, false),
+                    Target::GradDot(p) => self.grad_field(*p, true),
                 };
                 let index = self.indices(index);
                 let value = wrap(self.expr(expr), 0);
@@ -845,9 +855,9 @@ impl<'a> Emitter<'a> {
                 // The reverse sweep pops exactly what the forward sweep pushed.
                 quote!(let ::core::option::Option::Some(#pattern) = #name.pop() else { ::core::unreachable!() };)
             }
-            Stmt::PrepareGrad { param } => {
+            Stmt::PrepareGrad { param, dot } => {
                 let krate = self.krate;
-                let field = self.grad_field(*param);
+                let field = self.grad_field(*param, *dot);
                 let p = &self.func.params[*param];
                 let param_name = self.name(p.var);
                 let label = p.ident.to_string();

@@ -182,10 +182,20 @@ impl Pass {
                 }
                 Ok(())
             }
-            Stmt::AccumGrad { .. } => Err((
-                Span::call_site(),
-                "internal: forward mode over a gradient is not implemented yet".into(),
-            )),
+            Stmt::AccumGrad { param, value, dot } => {
+                out.push(stmt.clone());
+                if *dot {
+                    return Err(internal("a third derivative"));
+                }
+                if let Some(tangent) = self.dot(value) {
+                    out.push(Stmt::AccumGrad {
+                        param: *param,
+                        value: tangent,
+                        dot: true,
+                    });
+                }
+                Ok(())
+            }
             Stmt::AccumIndex {
                 target,
                 index,
@@ -300,10 +310,17 @@ impl Pass {
                 out.push(Stmt::Pop { tape: *tape, vars });
                 Ok(())
             }
-            Stmt::PrepareGrad { .. } => Err((
-                Span::call_site(),
-                "internal: forward mode over a gradient is not implemented yet".into(),
-            )),
+            Stmt::PrepareGrad { param, dot } => {
+                if *dot {
+                    return Err(internal("a third derivative"));
+                }
+                out.push(stmt.clone());
+                out.push(Stmt::PrepareGrad {
+                    param: *param,
+                    dot: true,
+                });
+                Ok(())
+            }
             Stmt::LetTuple { vars, expr } => {
                 if vars.iter().any(|v| self.varying.contains(v)) {
                     return Err((
@@ -324,7 +341,8 @@ impl Pass {
         match target {
             Target::Var(v) if self.varying.contains(&v) => Some(Target::Var(self.tangent(v))),
             Target::Var(_) => None,
-            Target::Grad(p) => Some(Target::Grad(p)),
+            Target::Grad(p) => Some(Target::GradDot(p)),
+            Target::GradDot(_) => None,
         }
     }
 
@@ -554,11 +572,20 @@ impl Pass {
             carried,
             body,
             count: l.count,
-            id: l.id,
-            reverse_of: l.reverse_of.clone(),
+            // Fusion has run on a reverse-mode IR before this pass, and its
+            // records of recomputed copies know nothing of tangents.
+            id: None,
+            reverse_of: None,
         })));
         Ok(())
     }
+}
+
+fn internal(what: &str) -> Error {
+    (
+        Span::call_site(),
+        format!("internal: forward mode reached {what}"),
+    )
 }
 
 /// The float type of an expression's result, for temporaries.

@@ -112,6 +112,16 @@ fn add_into<T: Num>(into: &mut Val<T>, add: &Val<T>) {
 struct Machine<T> {
     env: HashMap<Var, Val<T>>,
     grads: Vec<Val<T>>,
+    /// The gradient's tangent (`AccumGrad` with `dot`).
+    grad_dots: Vec<Val<T>>,
+}
+
+/// What [`run_yields`] gives: every value the body yields, and the gradient
+/// and its tangent accumulated, flattened as [`run`] flattens them.
+pub struct Run<T> {
+    pub yields: Vec<Val<T>>,
+    pub grad: Vec<T>,
+    pub grad_dot: Vec<T>,
 }
 
 /// Runs `func` on `args` (one per parameter); returns the value and, for a
@@ -121,6 +131,7 @@ pub fn run<T: Num>(func: &Func, args: &[Val<T>]) -> (T, Vec<T>) {
     let mut m = Machine {
         env: HashMap::new(),
         grads: args.iter().map(Val::zeros_like).collect(),
+        grad_dots: args.iter().map(Val::zeros_like).collect(),
     };
     for (p, a) in func.params.iter().zip(args) {
         m.env.insert(p.var, a.clone());
@@ -134,12 +145,12 @@ pub fn run<T: Num>(func: &Func, args: &[Val<T>]) -> (T, Vec<T>) {
 }
 
 /// Runs `func` with `args` for its parameters and `extra` bindings (the
-/// tangent parameters of a forward-mode function); returns every value the
-/// body yields.
-pub fn run_yields<T: Num>(func: &Func, args: &[Val<T>], extra: &[(Var, Val<T>)]) -> Vec<Val<T>> {
+/// tangent parameters of a forward-mode function).
+pub fn run_yields<T: Num>(func: &Func, args: &[Val<T>], extra: &[(Var, Val<T>)]) -> Run<T> {
     let mut m = Machine {
         env: HashMap::new(),
         grads: args.iter().map(Val::zeros_like).collect(),
+        grad_dots: args.iter().map(Val::zeros_like).collect(),
     };
     for (p, a) in func.params.iter().zip(args) {
         m.env.insert(p.var, a.clone());
@@ -147,7 +158,19 @@ pub fn run_yields<T: Num>(func: &Func, args: &[Val<T>], extra: &[(Var, Val<T>)])
     for (v, a) in extra {
         m.env.insert(*v, a.clone());
     }
-    m.block(&func.body)
+    let yields = m.block(&func.body);
+    let flatten = |grads: &[Val<T>]| {
+        let mut flat = vec![];
+        for g in grads {
+            g.flatten_into(&mut flat);
+        }
+        flat
+    };
+    Run {
+        yields,
+        grad: flatten(&m.grads),
+        grad_dot: flatten(&m.grad_dots),
+    }
 }
 
 impl<T: Num> Machine<T> {
@@ -275,9 +298,14 @@ impl<T: Num> Machine<T> {
                 let current = self.env.get(var).map_or(T::ZERO, |v| v.f());
                 self.env.insert(*var, Val::F(current + add));
             }
-            Stmt::AccumGrad { param, value } => {
+            Stmt::AccumGrad { param, value, dot } => {
                 let add = self.operand(value);
-                add_into(&mut self.grads[*param], &add);
+                let grads = if *dot {
+                    &mut self.grad_dots
+                } else {
+                    &mut self.grads
+                };
+                add_into(&mut grads[*param], &add);
             }
             Stmt::AccumIndex {
                 target,
@@ -289,6 +317,7 @@ impl<T: Num> Machine<T> {
                 let slot = match target {
                     Target::Var(v) => self.env.get_mut(v).expect("adjoint array").element(&index),
                     Target::Grad(p) => self.grads[*p].element(&index),
+                    Target::GradDot(p) => self.grad_dots[*p].element(&index),
                 };
                 *slot = Val::F(slot.f() + add);
             }

@@ -426,7 +426,13 @@ pub enum Stmt {
     Accum { var: Var, expr: Expr },
     /// `grad.<field> += value;` in a `_backward` companion: `param` is the
     /// index of the differentiated parameter in the function's parameter list.
-    AccumGrad { param: usize, value: Operand },
+    /// With `dot`, into the tangent of the gradient instead (`f_hvp`'s
+    /// Hessian-vector product, see `forward.rs`).
+    AccumGrad {
+        param: usize,
+        value: Operand,
+        dot: bool,
+    },
     /// `let (outs…) = if cond { then…; yields } else { else…; yields };`
     If {
         cond: Operand,
@@ -461,7 +467,8 @@ pub enum Stmt {
     Pop { tape: Var, vars: Vec<Var> },
     /// Sizes an empty slice gradient `grad.<param>` to the parameter's length
     /// (and checks a non-empty one) before anything is added into it.
-    PrepareGrad { param: usize },
+    /// With `dot`, the tangent of the gradient.
+    PrepareGrad { param: usize, dot: bool },
 }
 
 /// Where an [`Stmt::AccumIndex`] adds.
@@ -471,6 +478,8 @@ pub enum Target {
     Var(Var),
     /// The gradient field of a slice or array parameter (its index).
     Grad(usize),
+    /// The same field of the gradient's tangent (the Hessian-vector product).
+    GradDot(usize),
 }
 
 /// The initial contents of a local array.
@@ -930,7 +939,10 @@ impl Block {
                 }
                 Stmt::DeclMut { var, expr } => writeln!(f, "{pad}mut {var} = {expr}")?,
                 Stmt::Accum { var, expr } => writeln!(f, "{pad}{var} += {expr}")?,
-                Stmt::AccumGrad { param, value } => writeln!(f, "{pad}grad[{param}] += {value}")?,
+                Stmt::AccumGrad { param, value, dot } => {
+                    let grad = if *dot { "grad_dot" } else { "grad" };
+                    writeln!(f, "{pad}{grad}[{param}] += {value}")?
+                }
                 Stmt::If {
                     cond,
                     then_block,
@@ -991,6 +1003,7 @@ impl Block {
                     let target = match target {
                         Target::Var(v) => v.to_string(),
                         Target::Grad(p) => format!("grad[{p}]"),
+                        Target::GradDot(p) => format!("grad_dot[{p}]"),
                     };
                     writeln!(f, "{pad}{target}[{}] += {expr}", list(index))?
                 }
@@ -1001,7 +1014,10 @@ impl Block {
                     let names: Vec<String> = vars.iter().map(ToString::to_string).collect();
                     writeln!(f, "{pad}({}) = pop {tape}", names.join(", "))?
                 }
-                Stmt::PrepareGrad { param } => writeln!(f, "{pad}prepare grad[{param}]")?,
+                Stmt::PrepareGrad { param, dot } => {
+                    let grad = if *dot { "grad_dot" } else { "grad" };
+                    writeln!(f, "{pad}prepare {grad}[{param}]")?
+                }
             }
         }
         if !self.yields.is_empty() {

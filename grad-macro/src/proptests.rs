@@ -44,7 +44,8 @@ use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError, TestEr
 use crate::args::Args;
 use crate::ctxt::Ctxt;
 use crate::interp::{self, Val};
-use crate::ir::Func;
+
+use crate::ir::{Func, Var};
 use crate::rules::{Forms, RULES};
 use crate::{lower, reverse, simplify};
 
@@ -1887,6 +1888,11 @@ struct Outcome {
     /// Refused with the documented error for reads of overwritten arrays
     /// nested in an `if` or an inner loop.
     limitation: bool,
+    /// Directional derivatives (`f_jvp`) compared with `grad · v`.
+    jvps: usize,
+    /// Hessian-vector product components (`f_hvp`) compared with
+    /// differences of the gradient.
+    hvps: usize,
 }
 
 const STEP: f64 = 1e-5;
@@ -1948,7 +1954,9 @@ fn check(p: &Program) -> Result<Outcome, String> {
         outcome.skipped += 1;
         return Ok(outcome);
     }
-    check_jvp(&r, &primal, &args, value, &grad, &x)?;
+    let direction = check_jvp(&r, &primal, &args, value, &grad, &x)?;
+    outcome.jvps += 1;
+    outcome.hvps += check_hvp(&r, &back, &args, value, &grad, &x, &trace, &direction)?;
     for (j, (wrt, slot)) in input_slots(&r).into_iter().enumerate() {
         let g = grad[slot];
         if !wrt {
@@ -1989,7 +1997,7 @@ fn check_jvp(
     value: f64,
     grad: &[f64],
     x: &[f64],
-) -> Result<(), String> {
+) -> Result<Vec<(Var, Val<f64>)>, String> {
     let seeds: Vec<_> = primal
         .params
         .iter()
@@ -2048,7 +2056,7 @@ fn check_jvp(
         flat += width;
         extra.push((tangents[extra.len()], v));
     }
-    let out = interp::run_yields(&func, args, &extra);
+    let out = interp::run_yields(&func, args, &extra).yields;
     let (Some(Val::F(v)), Some(Val::F(dot))) = (out.first(), out.get(1)) else {
         return Err(format!("`f_jvp` yields {out:?}"));
     };
@@ -2063,7 +2071,114 @@ fn check_jvp(
             "`f_jvp` gives {dot:e}, the gradient times the direction {expected:e} at {x:?}"
         ));
     }
-    Ok(())
+    // The direction, per differentiated parameter, for `check_hvp`.
+    Ok(primal
+        .params
+        .iter()
+        .filter(|p| p.wrt)
+        .map(|p| p.var)
+        .zip(extra.into_iter().map(|(_, v)| v))
+        .collect())
+}
+
+/// Forward-over-reverse on the same program: `f_hvp` in the direction of
+/// `check_jvp` returns the value and the gradient bit for bit, and a
+/// Hessian-vector product equal to central differences of the gradient
+/// along the direction (where the decisions do not change within the step).
+#[allow(clippy::too_many_arguments)]
+fn check_hvp(
+    r: &Resolved,
+    back: &Func,
+    args: &[Val<f64>],
+    value: f64,
+    grad: &[f64],
+    x: &[f64],
+    trace: &[i64],
+    direction: &[(Var, Val<f64>)],
+) -> Result<usize, String> {
+    let seeds: Vec<Var> = direction.iter().map(|(v, _)| *v).collect();
+    let crate::forward::Forward { mut func, tangents } = crate::forward::forward(back, &seeds)
+        .map_err(|(_, m)| format!("forward-over-reverse refused: {m}"))?;
+    func.body.yields.truncate(1);
+    simplify::simplify(&mut func);
+    let extra: Vec<(Var, Val<f64>)> = tangents
+        .iter()
+        .zip(direction)
+        .map(|(t, (_, v))| (*t, v.clone()))
+        .collect();
+    let run = interp::run_yields(&func, args, &extra);
+    let Some(Val::F(v)) = run.yields.first() else {
+        return Err(format!("`f_hvp` yields {:?}", run.yields));
+    };
+    if v.to_bits() != value.to_bits() {
+        return Err(format!(
+            "`f_hvp` returns {v:e}, the function {value:e} at {x:?}"
+        ));
+    }
+    for (k, (a, b)) in run.grad.iter().zip(grad).enumerate() {
+        if a.to_bits() != b.to_bits() {
+            return Err(format!(
+                "`f_hvp`'s gradient component {k} is {a:e}, `_backward`'s {b:e} at {x:?}"
+            ));
+        }
+    }
+    // The direction in the flat inputs' order (0 for inputs not differentiated).
+    let mut flat_v = vec![];
+    let mut dirs = direction.iter();
+    for p in &r.params {
+        match p {
+            ParamDecl::Scalar { wrt: true, .. } | ParamDecl::Slice { wrt: true, .. } => {
+                match dirs.next().map(|(_, v)| v) {
+                    Some(Val::F(f)) => flat_v.push(*f),
+                    Some(Val::Arr(items)) => flat_v.extend(items.iter().map(|i| match i {
+                        Val::F(f) => *f,
+                        _ => 0.0,
+                    })),
+                    _ => return Err("direction and parameters disagree".into()),
+                }
+            }
+            ParamDecl::Scalar { .. } => flat_v.push(0.0),
+            ParamDecl::Slice { .. } => flat_v.extend(std::iter::repeat_n(0.0, r.len)),
+            ParamDecl::Int { .. } => {}
+        }
+    }
+    // Central differences of the gradient along the direction, at two steps,
+    // where the decision trace is the same.
+    let gradient_at = |t: f64| -> Option<Vec<f64>> {
+        let moved: Vec<f64> = x.iter().zip(&flat_v).map(|(x, v)| x + t * v).collect();
+        let (_, tr, _) = evaluate(r, &moved)?;
+        if tr != trace {
+            return None;
+        }
+        Some(interp::run(back, &interp_args(r, &moved)).1)
+    };
+    let h = STEP * x.iter().fold(1.0_f64, |m, v| m.max(v.abs()));
+    let fd = |h: f64| -> Option<Vec<f64>> {
+        let (p, m) = (gradient_at(h)?, gradient_at(-h)?);
+        Some(p.iter().zip(&m).map(|(p, m)| (p - m) / (2.0 * h)).collect())
+    };
+    let (Some(d1), Some(d2)) = (fd(h), fd(h / 4.0)) else {
+        return Ok(0);
+    };
+    let mut compared = 0;
+    for (k, hv) in run.grad_dot.iter().enumerate() {
+        let (a, b) = (d1[k], d2[k]);
+        let scale = a.abs().max(b.abs()).max(hv.abs());
+        if (a - b).abs() > 1e-4 * scale + 1e-6 {
+            // Not smooth enough at the scale of the step.
+            continue;
+        }
+        let richardson = b + (b - a) / 15.0;
+        let off = (hv - b).abs().min((hv - richardson).abs());
+        if off.is_nan() || off > 1e-5 * scale + 1e-6 {
+            return Err(format!(
+                "Hessian-vector product component {k}: forward-over-reverse {hv:e}, \
+                 differences of the gradient {b:e} (step {h:e}: {a:e}) at {x:?}"
+            ));
+        }
+        compared += 1;
+    }
+    Ok(compared)
 }
 
 /// Why the finite differences of an input are not compared.
@@ -2599,6 +2714,7 @@ fn generated_programs_print_as_rust() {
 fn random_programs_match_finite_differences() {
     let start = std::time::Instant::now();
     let totals = RefCell::new((0usize, 0usize, 0usize, 0usize, 0usize));
+    let second = RefCell::new((0usize, 0usize));
     let seen = RefCell::new(BTreeMap::new());
     let mut runner = TestRunner::new(config(10_000));
     let result = runner.run(&arb_program(), |p| {
@@ -2612,6 +2728,9 @@ fn random_programs_match_finite_differences() {
         }
         t.2 += outcome.compared;
         t.3 += outcome.skipped;
+        let mut s = second.borrow_mut();
+        s.0 += outcome.jvps;
+        s.1 += outcome.hvps;
         Ok(())
     });
     if let Err(e) = result {
@@ -2630,11 +2749,17 @@ fn random_programs_match_finite_differences() {
         }
     }
     let (programs, evaluated, compared, skipped, limited) = *totals.borrow();
+    let (jvps, hvps) = *second.borrow();
     eprintln!(
         "proptests: {programs} programs ({evaluated} evaluated, {limited} refused with the \
          documented array-read limitation), {compared} gradient components compared, \
-         {skipped} skipped near kinks or singular points, in {:.1?}",
+         {skipped} skipped near kinks or singular points; {jvps} directional derivatives \
+         (f_jvp) and {hvps} Hessian-vector product components (f_hvp) compared; in {:.1?}",
         start.elapsed()
+    );
+    assert!(
+        jvps * 10 >= evaluated * 8,
+        "{jvps} directional derivatives compared"
     );
     // The domains keep almost every program evaluable.
     assert!(

@@ -81,7 +81,10 @@ pub fn reverse(primal: &Func) -> Result<(Func, Vec<(Var, Span)>), Error> {
             .as_ref()
             .is_some_and(|s| s.lens[0].is_none());
         if param.wrt && slice {
-            stmts.push(Stmt::PrepareGrad { param: index });
+            stmts.push(Stmt::PrepareGrad {
+                param: index,
+                dot: false,
+            });
         }
     }
     stmts.extend(pass.tapes.iter().map(|&tape| Stmt::TapeNew { tape }));
@@ -120,6 +123,7 @@ pub fn reverse(primal: &Func) -> Result<(Func, Vec<(Var, Span)>), Error> {
         if let Some(&adjoint) = pass.adjoints.get(&param.var) {
             stmts.push(Stmt::AccumGrad {
                 param: index,
+                dot: false,
                 value: Operand::Var(adjoint),
             });
         }

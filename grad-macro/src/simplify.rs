@@ -628,7 +628,7 @@ fn mark_stmt(
             expr,
         } => {
             let root = match target {
-                Target::Grad(_) => true,
+                Target::Grad(_) | Target::GradDot(_) => true,
                 Target::Var(v) => is(v, live),
             };
             if root {
@@ -734,7 +734,7 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
         }
         Stmt::AccumGrad { .. } | Stmt::PrepareGrad { .. } => true,
         Stmt::AccumIndex { target, .. } => match target {
-            Target::Grad(_) => true,
+            Target::Grad(_) | Target::GradDot(_) => true,
             Target::Var(v) => is(v),
         },
         Stmt::LetArray { var, .. }
