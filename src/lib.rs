@@ -157,6 +157,102 @@ pub mod __private {
         grad.resize_with(len, T::zero_value);
     }
 
+    /// A gradient field seen as a flat vector of its floats (arrays row by
+    /// row): how `f_hessian` lays out the Hessian of array and slice
+    /// parameters, and builds the unit directions it sends through `f_hvp`.
+    pub trait FlatField {
+        /// The float type.
+        type Elem: Copy;
+        /// The number of floats.
+        fn flat_len(&self) -> usize;
+        /// Sets float number `k` to `value`.
+        fn set_flat(&mut self, k: usize, value: Self::Elem);
+        /// Appends every float, in order, to `out`.
+        fn extend_flat(&self, out: &mut Vec<Self::Elem>);
+    }
+
+    macro_rules! float_flat {
+        ($($t:ty),*) => {$(
+            impl FlatField for $t {
+                type Elem = $t;
+                #[inline]
+                fn flat_len(&self) -> usize {
+                    1
+                }
+                #[inline]
+                fn set_flat(&mut self, _: usize, value: $t) {
+                    *self = value;
+                }
+                #[inline]
+                fn extend_flat(&self, out: &mut Vec<$t>) {
+                    out.push(*self);
+                }
+            }
+        )*};
+    }
+    float_flat!(f32, f64);
+
+    impl<F: FlatField, const N: usize> FlatField for [F; N] {
+        type Elem = F::Elem;
+        fn flat_len(&self) -> usize {
+            self.iter().map(F::flat_len).sum()
+        }
+        fn set_flat(&mut self, mut k: usize, value: F::Elem) {
+            for item in self.iter_mut() {
+                let len = item.flat_len();
+                if k < len {
+                    return item.set_flat(k, value);
+                }
+                k -= len;
+            }
+        }
+        fn extend_flat(&self, out: &mut Vec<F::Elem>) {
+            self.iter().for_each(|item| item.extend_flat(out));
+        }
+    }
+
+    impl<F: FlatField> FlatField for Vec<F> {
+        type Elem = F::Elem;
+        fn flat_len(&self) -> usize {
+            self.iter().map(F::flat_len).sum()
+        }
+        fn set_flat(&mut self, mut k: usize, value: F::Elem) {
+            for item in self.iter_mut() {
+                let len = item.flat_len();
+                if k < len {
+                    return item.set_flat(k, value);
+                }
+                k -= len;
+            }
+        }
+        fn extend_flat(&self, out: &mut Vec<F::Elem>) {
+            self.iter().for_each(|item| item.extend_flat(out));
+        }
+    }
+
+    /// The direction of flat input `k` restricted to a parameter whose floats
+    /// are flat inputs `at..at + len`: `like` with float `k - at` set to one
+    /// and the others zero (all zero when `k` is outside).
+    #[inline]
+    pub fn unit<A: FlatField + GradField>(like: &A, k: usize, at: usize, one: A::Elem) -> A {
+        let mut v = A::zero_value();
+        if k >= at && k - at < like.flat_len() {
+            v.set_flat(k - at, one);
+        }
+        v
+    }
+
+    /// [`unit`] for a slice parameter of length `len`: a `Vec` to pass as
+    /// the slice's direction.
+    #[inline]
+    pub fn unit_vec<T: GradField + Clone>(len: usize, k: usize, at: usize, one: T) -> Vec<T> {
+        let mut v: Vec<T> = (0..len).map(|_| T::zero_value()).collect();
+        if k >= at && k - at < len {
+            v[k - at] = one;
+        }
+        v
+    }
+
     /// Positional access to a gradient struct: the component for the
     /// function's parameter number `I`. Lets a `#[differentiate]` function
     /// call through another without knowing the callee's parameter names.

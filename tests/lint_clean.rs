@@ -1,7 +1,7 @@
 //! The generated code is warning-free and clippy-clean: this file denies
 //! every rustc warning and every default clippy lint, and hosts one
-//! `#[differentiate]` function per class of construct (each with `forward`,
-//! so that `f_jvp` is linted too). CI runs
+//! `#[differentiate]` function per class of construct (with `forward` and
+//! `hessian`, so that `f_jvp`, `f_hvp` and `f_hessian` are linted too). CI runs
 //! `cargo clippy --workspace --all-targets -- -D warnings`, which lints this
 //! file with its expansions. Each function has a test that runs its
 //! numbers, so nothing is dead code.
@@ -19,7 +19,7 @@ const SCALE: f64 = 0.5;
 
 /// Arithmetic: every operator, literals, constants, casts, shadowing,
 /// `let mut` with compound assignment, blocks.
-#[differentiate(wrt(x, y), forward)]
+#[differentiate(wrt(x, y), forward, hessian)]
 fn arithmetic(x: f64, y: f64, n: i32) -> f64 {
     let a = x * y + x / (y * y + 1.0) - -x;
     let a = a * SCALE + std::f64::consts::PI;
@@ -49,7 +49,7 @@ fn arithmetic_numbers() {
 
 /// Branches: `if` as a value, `else if`, a statement `if` assigning some
 /// variables, conditions with `&&`, `||`, `!`, `==`.
-#[differentiate(wrt(x, y), forward)]
+#[differentiate(wrt(x, y), forward, hessian)]
 fn branches(x: f64, y: f64, flip: bool) -> f64 {
     let mut a = x;
     let mut b = y;
@@ -89,7 +89,7 @@ fn branches_numbers() {
 }
 
 /// Early returns: a guard, a return in a nested `if`, a constant return.
-#[differentiate(forward)]
+#[differentiate(forward, hessian)]
 fn early_return(x: f64, y: f64) -> f64 {
     if x < -5.0 {
         return 0.0;
@@ -116,12 +116,13 @@ fn early_return_numbers() {
 }
 
 /// A callee with two differentiated parameters.
-#[differentiate(forward)]
+#[differentiate(forward, hessian)]
 fn callee(a: f64, b: f64) -> f64 {
     a * b.exp()
 }
 
-/// Calls: both arguments active, one active, none active, nested.
+/// Calls: both arguments active, one active, none active, nested. (Not
+/// `hessian`: second derivatives do not go through calls yet.)
 #[differentiate(wrt(x), forward)]
 fn calls(x: f64, c: f64) -> f64 {
     callee(x, x * 2.0) + callee(c, x) + callee(1.0, c) + callee(callee(x, 0.5), c)
@@ -140,7 +141,7 @@ fn calls_numbers() {
 }
 
 /// Every runtime function, through the prelude and through `grad::`.
-#[differentiate(forward)]
+#[differentiate(forward, hessian)]
 fn runtime(x: f64, y: f64) -> f64 {
     let p = sigmoid(x);
     let a = relu(x) + grad::leaky_relu(y, 0.1) + softplus(y) + clamp(x, -1.0, 1.0);
@@ -160,7 +161,7 @@ fn runtime_numbers() {
 }
 
 /// The `chain!` pipeline.
-#[differentiate(wrt(w, b), forward)]
+#[differentiate(wrt(w, b), forward, hessian)]
 fn chained(w: f64, b: f64, x: f64, y: f64) -> f64 {
     chain!(w * x + b -> sigmoid -> bce(y))
 }
@@ -175,7 +176,7 @@ fn chain_numbers() {
 }
 
 /// Every method, method and free form.
-#[differentiate(forward)]
+#[differentiate(forward, hessian)]
 fn methods(x: f64, y: f64) -> f64 {
     let a = x.sin() + f64::cos(y) + x.tan() * 0.1 + (x * 0.3).asin() + (y * 0.3).acos() + x.atan();
     let b =
@@ -202,7 +203,7 @@ fn methods_numbers() {
 }
 
 /// `f32` arithmetic and methods, for the literal suffixes and constants.
-#[differentiate(forward)]
+#[differentiate(forward, hessian)]
 fn single(x: f32, y: f32) -> f32 {
     let a = x.exp2() + y.log10() + x.powi(2) * 0.5;
     a * sigmoid(x * y) + std::f32::consts::E
@@ -230,7 +231,7 @@ enum Activation {
 // function, and does not reach the generated companions, which are separate
 // items that clippy checks in full.
 #[allow(clippy::needless_range_loop)]
-#[differentiate(wrt(w, b), forward)]
+#[differentiate(wrt(w, b), forward, hessian)]
 fn loops(w: [[f64; 2]; 3], b: f64, x: &[f64], act: Activation) -> f64 {
     let mut total = 0.0;
     for (s, xs) in x.iter().enumerate() {
@@ -285,7 +286,7 @@ fn loops_numbers() {
 /// Compound assignment to local array elements in loops is emitted as
 /// compound assignment too (`h[0] += x`, not `h[0] = h[0] + x`, which
 /// `clippy::assign_op_pattern` reports).
-#[differentiate(forward)]
+#[differentiate(forward, hessian)]
 fn constant_index(x: f64) -> f64 {
     let mut h = [0.0; 1];
     for _ in 0..2 {
@@ -294,7 +295,7 @@ fn constant_index(x: f64) -> f64 {
     h[0]
 }
 
-#[differentiate(forward)]
+#[differentiate(forward, hessian)]
 fn two_dimensional(x: &[f64]) -> f64 {
     let mut m = [[0.0; 2]; 2];
     for i in 0..2 {
@@ -317,7 +318,7 @@ fn compound_array_updates_numbers() {
 /// Early exits in `if`s whose branches both go on (lowered as a region with
 /// a flag), in the function and in a loop body; `use` items in the body;
 /// gated kinks (`relu`, `max`, `clamp`).
-#[differentiate(forward)]
+#[differentiate(forward, hessian)]
 fn regions_and_imports(x: f64, y: f64) -> f64 {
     use grad::prelude::relu as r;
     let mut z = x;

@@ -13,8 +13,10 @@ pub struct Args {
     pub krate: Option<Path>,
     /// `forward`: emit `f_jvp`.
     pub forward: bool,
-    /// `hessian`, `hvp`: companions that later passes will emit.
-    pub modes: Vec<Ident>,
+    /// `hvp`: emit `f_hvp`.
+    pub hvp: bool,
+    /// `hessian`: emit `f_hessian` (and `f_hvp`, which it calls).
+    pub hessian: bool,
 }
 
 impl Parse for Args {
@@ -67,12 +69,16 @@ impl Parse for Args {
                     }
                     args.forward = true;
                 }
-                "hessian" | "hvp" => {
-                    push(syn::Error::new(
-                        key.span(),
-                        format!("`{key}` companions are not implemented yet; remove `{key}` and use the `_grad`/`_backward` companions"),
-                    ));
-                    args.modes.push(key);
+                "hvp" | "hessian" => {
+                    let flag = if key == "hvp" {
+                        &mut args.hvp
+                    } else {
+                        &mut args.hessian
+                    };
+                    if *flag {
+                        push(syn::Error::new(key.span(), format!("`{key}` is given twice")));
+                    }
+                    *flag = true;
                 }
                 _ => push(syn::Error::new(
                     key.span(),

@@ -24,6 +24,9 @@ pub struct Namer {
     /// Names even parameters must not have in generated code.
     forbidden: HashSet<String>,
     next_number: HashMap<String, usize>,
+    /// The prefix of a parameter's tangent: `d` (`f_jvp`'s `dw`) or `v`
+    /// (`f_hvp`'s direction `vw`).
+    pub tangent_prefix: &'static str,
 }
 
 impl Namer {
@@ -36,6 +39,7 @@ impl Namer {
             taken: HashSet::new(),
             forbidden: HashSet::new(),
             next_number: HashMap::new(),
+            tangent_prefix: "d",
         }
     }
 
@@ -335,7 +339,7 @@ impl<'a> Emitter<'a> {
                     };
                     let base = base.trim_start_matches("r#");
                     if func.info(*of).origin == Origin::Param {
-                        namer.fresh(&format!("d{base}"))
+                        namer.fresh(&format!("{}{base}", namer.tangent_prefix))
                     } else {
                         namer.fresh(&format!("__{}_dot", base.trim_start_matches("__")))
                     }

@@ -55,6 +55,8 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         params,
         wrt,
         forward: args.forward,
+        hvp: args.hvp,
+        hessian: args.hessian,
     };
     let (primal, sig) = match lowered {
         Some(l) if !cx.has_errors() => l,
@@ -99,6 +101,20 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         .map(|p| emitter.names[p.var.0 as usize].clone())
         .collect();
 
+    // Forward over reverse: the tangent pass applied to `f_backward`'s IR.
+    let hvp_fn = if args.hvp || args.hessian {
+        match hvp(&item_fn, &backward, &krate, sig.ret, &companions) {
+            Ok(body) => companions.hvp_fn(Some(body)),
+            Err((span, message)) => {
+                cx.syn_error(syn::Error::new(span, message));
+                return fallback::emit(&item_fn, &companions, cx);
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
+    let hessian_fn = companions.hessian_fn(true);
+
     let jvp_fn = if args.forward {
         match jvp(&item_fn, &primal, &krate, sig.ret) {
             Ok(body) => companions.jvp_fn(Some(body)),
@@ -120,7 +136,67 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         #grad_fn
         #backward_fn
         #jvp_fn
+        #hvp_fn
+        #hessian_fn
     }
+}
+
+/// The body of `f_hvp`: forward mode over `f_backward`'s IR (already
+/// simplified), seeded with one direction per differentiated parameter. The
+/// gradient accumulates into a local `grad`, its tangent into a local `hv`.
+fn hvp(
+    item_fn: &syn::ItemFn,
+    backward: &crate::ir::Func,
+    krate: &TokenStream,
+    ret: crate::ir::Ty,
+    companions: &Companions,
+) -> Result<crate::items::HvpBody, crate::forward::Error> {
+    let seeds: Vec<crate::ir::Var> = backward
+        .params
+        .iter()
+        .filter(|p| p.wrt)
+        .map(|p| p.var)
+        .collect();
+    let crate::forward::Forward { mut func, tangents } = crate::forward::forward(backward, &seeds)?;
+    // The value's own tangent is not returned.
+    func.body.yields.truncate(1);
+    simplify::simplify(&mut func);
+    let mut namer = Namer::new(item_fn.to_token_stream());
+    namer.tangent_prefix = "v";
+    namer.forbid(callee_companions(backward));
+    namer.forbid(called_names(backward));
+    let grad = proc_macro2::Ident::new(&namer.fresh("grad"), proc_macro2::Span::call_site());
+    let hv = proc_macro2::Ident::new(&namer.fresh("hv"), proc_macro2::Span::call_site());
+    let value = proc_macro2::Ident::new(&namer.fresh("value"), proc_macro2::Span::call_site());
+    let mut emitter = Emitter::new(&func, krate, &mut namer, ret);
+    emitter.grad_param = Some(grad.clone());
+    emitter.grad_dot_param = Some(hv.clone());
+    let body = emitter.block(&func.body);
+    let uses = &func.uses;
+    let strukt = companions.struct_ident();
+    let body = quote! {
+        let mut #grad = <#strukt as ::core::default::Default>::default();
+        let mut #hv = <#strukt as ::core::default::Default>::default();
+        let #value = {
+            #(#[allow(unused_imports)] #uses)*
+            #body
+        };
+        (#value, #grad, #hv)
+    };
+    let names = func
+        .params
+        .iter()
+        .map(|p| emitter.names[p.var.0 as usize].clone())
+        .collect();
+    let directions = tangents
+        .iter()
+        .map(|t| emitter.names[t.0 as usize].clone())
+        .collect();
+    Ok(crate::items::HvpBody {
+        names,
+        directions,
+        body,
+    })
 }
 
 /// The body of `f_jvp`, with the names of the parameters and of the tangent

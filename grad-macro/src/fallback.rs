@@ -30,6 +30,8 @@ pub fn emit(item: &syn::ItemFn, companions: &Companions, cx: Ctxt) -> TokenStrea
     let grad_fn = companions.grad_fn(true);
     let backward_fn = companions.backward_fn(&Ident::new("grad", Span::call_site()), None);
     let jvp_fn = companions.jvp_fn(None);
+    let hvp_fn = companions.hvp_fn(None);
+    let hessian_fn = companions.hessian_fn(false);
     quote! {
         #errors
         #item
@@ -37,5 +39,7 @@ pub fn emit(item: &syn::ItemFn, companions: &Companions, cx: Ctxt) -> TokenStrea
         #grad_fn
         #backward_fn
         #jvp_fn
+        #hvp_fn
+        #hessian_fn
     }
 }

@@ -323,10 +323,7 @@ impl Pass {
             }
             Stmt::LetTuple { vars, expr } => {
                 if vars.iter().any(|v| self.varying.contains(v)) {
-                    return Err((
-                        Span::call_site(),
-                        "grad cannot yet differentiate this call in forward mode".into(),
-                    ));
+                    return Err((call_span(expr), SECOND_ORDER_CALL.into()));
                 }
                 out.push(Stmt::LetTuple {
                     vars: vars.clone(),
@@ -475,10 +472,9 @@ impl Pass {
             | Expr::Ref(_)
             | Expr::Matches { .. }
             | Expr::Unary(UnOp::Not, _) => Ok(Operand::float(0.0)),
-            Expr::DiffCall { .. } | Expr::GradCall { .. } | Expr::ArgGrad { .. } => Err((
-                Span::call_site(),
-                "grad cannot yet take second derivatives through a call of another `#[differentiate]` function; inline the callee's body".into(),
-            )),
+            Expr::DiffCall { .. } | Expr::GradCall { .. } | Expr::ArgGrad { .. } => {
+                Err((call_span(expr), SECOND_ORDER_CALL.into()))
+            }
         }
     }
 
@@ -578,6 +574,22 @@ impl Pass {
             reverse_of: None,
         })));
         Ok(())
+    }
+}
+
+/// Forward over reverse would need the callee's own Hessian-vector product,
+/// and which of its parameters the callee differentiates, which this
+/// function cannot see.
+const SECOND_ORDER_CALL: &str = "`hvp` and `hessian` cannot yet differentiate through a call of another `#[differentiate]` function; write the callee's computation in this function's body (forward mode, `forward`, does support the call)";
+
+/// Where to report an error about a call: the callee's path, or the argument.
+fn call_span(expr: &Expr) -> Span {
+    match expr {
+        Expr::DiffCall { func, .. } | Expr::GradCall { func, .. } => {
+            syn::spanned::Spanned::span(func)
+        }
+        Expr::ArgGrad { span, .. } => *span,
+        _ => Span::call_site(),
     }
 }
 

@@ -553,6 +553,8 @@ fn pass_times(attr: TokenStream, item: TokenStream) -> PassTimes {
         params: crate::expand::params_of(&item_fn),
         wrt,
         forward: false,
+        hvp: false,
+        hessian: false,
     };
     let grad_struct = companions.grad_struct();
     let grad_fn = companions.grad_fn(false);
