@@ -356,3 +356,47 @@ fn regions_and_imports_numbers() {
         &[[0.3, 0.7], [0.8, 1.5], [0.9, 0.4], [-0.6, 0.3]],
     );
 }
+
+/// Several outputs: `f_jacobian` (an array variable, a tuple with an early
+/// return and a branch).
+#[differentiate]
+fn outputs_array(x: f64, w: [f64; 3]) -> [f64; 3] {
+    let mut out = [0.0; 3];
+    for k in 0..3 {
+        out[k] = (w[k] * x).tanh();
+    }
+    out
+}
+
+#[differentiate(wrt(x))]
+fn outputs_tuple(x: f64, y: f64) -> (f64, f64) {
+    if x < -10.0 {
+        return (0.0, x);
+    }
+    if x > y {
+        (x * y, x.exp())
+    } else {
+        (y, x.sin())
+    }
+}
+
+#[test]
+fn outputs_numbers() {
+    let w = [0.5, -1.0, 2.0];
+    let (out, j) = outputs_array_jacobian(0.3, w);
+    assert_eq!(out, outputs_array(0.3, w));
+    for (k, row) in j.iter().enumerate() {
+        let flat: Vec<f64> = std::iter::once(row.x).chain(row.w).collect();
+        assert_gradient(
+            |p| outputs_array(p[0], [p[1], p[2], p[3]])[k],
+            &[0.3, w[0], w[1], w[2]],
+            &flat,
+        );
+    }
+    for (x, y) in [(1.5, 0.5), (0.2, 0.9), (-11.0, 0.0)] {
+        let (out, j) = outputs_tuple_jacobian(x, y);
+        assert_eq!(out, outputs_tuple(x, y));
+        assert_gradient(|p| outputs_tuple(p[0], y).0, &[x], &[j[0].x]);
+        assert_gradient(|p| outputs_tuple(p[0], y).1, &[x], &[j[1].x]);
+    }
+}

@@ -48,6 +48,8 @@ mod fuse;
 mod ir;
 #[path = "../src/items.rs"]
 mod items;
+#[path = "../src/jacobian.rs"]
+mod jacobian;
 #[path = "../src/lower.rs"]
 mod lower;
 #[path = "../src/reverse.rs"]

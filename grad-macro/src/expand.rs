@@ -36,6 +36,9 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         Some(path) => path.to_token_stream(),
         None => quote!(::grad),
     };
+    if let Some(out) = crate::jacobian::vector_output(&item_fn.sig) {
+        return differentiate_vector(item_fn, args, out, krate, cx);
+    }
 
     let lowered = lower::lower(&item_fn, &args, &cx);
     let params = params_of(&item_fn);
@@ -138,6 +141,119 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         #jvp_fn
         #hvp_fn
         #hessian_fn
+    }
+}
+
+/// A function returning several values: `f_jacobian` from the reverse
+/// sweeps of the scalar function `wᵀ f` (`jacobian.rs`).
+fn differentiate_vector(
+    item_fn: syn::ItemFn,
+    args: Args,
+    out: crate::jacobian::VectorOutput,
+    krate: TokenStream,
+    cx: Ctxt,
+) -> TokenStream {
+    for (flag, name) in [
+        (args.forward, "forward"),
+        (args.hvp, "hvp"),
+        (args.hessian, "hessian"),
+    ] {
+        if flag {
+            cx.syn_error(syn::Error::new_spanned(
+                &item_fn.sig.output,
+                format!("`{name}` is not available yet for a function that returns several values; it gets `_jacobian`"),
+            ));
+        }
+    }
+    let mut namer = Namer::new(item_fn.to_token_stream());
+    let fn_name = item_fn.sig.ident.to_string();
+    let weighted_name = proc_macro2::Ident::new(
+        &namer.fresh(&format!("{}_weighted", fn_name.trim_start_matches("r#"))),
+        proc_macro2::Span::call_site(),
+    );
+    let seed = proc_macro2::Ident::new(&namer.fresh("cotangent"), proc_macro2::Span::call_site());
+    let weighted = crate::jacobian::weighted(&item_fn, &out, &weighted_name, &seed, &mut |base| {
+        namer.fresh(base)
+    });
+    let params = params_of(&item_fn);
+    let lowered = match &weighted {
+        Ok(g) => lower::lower(g, &args, &cx),
+        Err(e) => {
+            cx.syn_error(e.clone());
+            None
+        }
+    };
+    // The cotangent is the last parameter, and never differentiated.
+    let lowered = lowered.map(|(mut func, sig)| {
+        if let Some(last) = func.params.last_mut() {
+            last.wrt = false;
+        }
+        (func, sig)
+    });
+    let wrt: Vec<usize> = match &lowered {
+        Some((func, _)) => func.params[..params.len()]
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.wrt)
+            .map(|(i, _)| i)
+            .collect(),
+        None => vec![],
+    };
+    let companions = Companions {
+        item: &item_fn,
+        krate: &krate,
+        params,
+        wrt,
+        forward: false,
+        hvp: false,
+        hessian: false,
+    };
+    let (primal, sig) = match lowered {
+        Some(l) if !cx.has_errors() => l,
+        _ => return fallback::emit_vector(&item_fn, &companions, &out, cx),
+    };
+    let (mut backward, suspicious) = match reverse::reverse(&primal) {
+        Ok(f) => f,
+        Err((span, message)) => {
+            cx.syn_error(syn::Error::new(span, message));
+            return fallback::emit_vector(&item_fn, &companions, &out, cx);
+        }
+    };
+    simplify::simplify(&mut backward);
+    if let Err((span, message)) = reverse::check_recomputed_reads(&backward, &suspicious) {
+        cx.syn_error(syn::Error::new(span, message));
+        return fallback::emit_vector(&item_fn, &companions, &out, cx);
+    }
+    namer.forbid(callee_companions(&primal));
+    namer.forbid(called_names(&primal));
+    let grad_param = proc_macro2::Ident::new(&namer.fresh("grad"), proc_macro2::Span::call_site());
+    let mut emitter = Emitter::new(&backward, &krate, &mut namer, sig.ret);
+    emitter.grad_param = Some(grad_param.clone());
+    let body = emitter.block(&backward.body);
+    let uses = &backward.uses;
+    let body = quote! {
+        #(#[allow(unused_imports)] #uses)*
+        #body
+    };
+    let names: Vec<proc_macro2::Ident> = backward
+        .params
+        .iter()
+        .map(|p| emitter.names[p.var.0 as usize].clone())
+        .collect();
+    let grad_struct = companions.grad_struct();
+    let jacobian_fn = companions.jacobian_fn(
+        &out,
+        Some(crate::items::WeightedBackward {
+            name: weighted_name,
+            names,
+            grad_param,
+            body,
+        }),
+    );
+    quote! {
+        #item_fn
+        #grad_struct
+        #jacobian_fn
     }
 }
 

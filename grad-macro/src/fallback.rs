@@ -9,6 +9,37 @@ use quote::quote;
 use crate::ctxt::Ctxt;
 use crate::items::Companions;
 
+/// [`emit`] for a function returning several values: its companions are
+/// the gradient struct and `f_jacobian`.
+pub fn emit_vector(
+    item: &syn::ItemFn,
+    companions: &Companions,
+    out: &crate::jacobian::VectorOutput,
+    cx: Ctxt,
+) -> TokenStream {
+    let errors = match cx.check() {
+        Ok(()) => TokenStream::new(),
+        Err(e) => e.to_compile_error(),
+    };
+    let generic = crate::lower::is_generic(&item.sig);
+    let method = item
+        .sig
+        .inputs
+        .iter()
+        .any(|a| matches!(a, syn::FnArg::Receiver(_)));
+    if generic || method {
+        return quote!(#errors #item);
+    }
+    let grad_struct = companions.grad_struct();
+    let jacobian_fn = companions.jacobian_fn(out, None);
+    quote! {
+        #errors
+        #item
+        #grad_struct
+        #jacobian_fn
+    }
+}
+
 pub fn emit(item: &syn::ItemFn, companions: &Companions, cx: Ctxt) -> TokenStream {
     let errors = match cx.check() {
         Ok(()) => TokenStream::new(),

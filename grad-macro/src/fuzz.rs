@@ -1049,7 +1049,13 @@ pub fn check_input(input: &Input) -> Result<Verdict, String> {
     }
     let name = func.sig.ident.to_string();
     let name = name.trim_start_matches("r#");
-    for companion in [format!("{name}_backward")] {
+    // A function returning several values gets `_jacobian` instead.
+    let suffix = if crate::jacobian::vector_output(&func.sig).is_some() {
+        "jacobian"
+    } else {
+        "backward"
+    };
+    for companion in [format!("{name}_{suffix}")] {
         if !fns.iter().any(|f| f.sig.ident == companion) {
             return Err(format!("accepted, but `{companion}` is missing:\n{text}"));
         }

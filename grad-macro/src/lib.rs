@@ -20,6 +20,7 @@ mod forward;
 mod fuse;
 mod ir;
 mod items;
+mod jacobian;
 mod lower;
 mod reverse;
 mod rules;
