@@ -11,8 +11,8 @@
 //! ```text
 //! for i in a..b {                        let mut carry = 0.0;
 //!     …                                  for i in a..b {
-//!     g[i] += e;                   =>        g[i] += carry;
-//!     g[i + 1] += d;                         …
+//!     g[i] += e;                   =>        …
+//!     g[i + 1] += d;                         g[i] += carry;
 //! }                                          g[i] += e;
 //!                                            carry = d;
 //!                                        }
@@ -120,8 +120,20 @@ fn rewrite(func: &mut Func, stmt: &mut Stmt) -> Option<Vec<Stmt>> {
         return None;
     };
     l.body.stmts.insert(ahead, Stmt::Let { var: handed, expr });
+    // The carried contribution goes in just before the iteration's own first
+    // `g[i] += …` (the same additions in the same order): with no bounds
+    // check between them, LLVM merges the read-modify-writes into one.
+    let first_own = l
+        .body
+        .stmts
+        .iter()
+        .position(|s| {
+            matches!(s, Stmt::AccumIndex { target: t, index, .. }
+                if *t == target && matches!(index.as_slice(), [Operand::Var(k)] if *k == i))
+        })
+        .unwrap_or(0);
     l.body.stmts.insert(
-        0,
+        first_own,
         Stmt::AccumIndex {
             target,
             index: vec![Operand::Var(i)],
