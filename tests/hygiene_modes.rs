@@ -5,7 +5,8 @@
 //! `__x_dot`) keep their meaning, and every companion still computes the
 //! right numbers.
 
-#![allow(clippy::too_many_arguments, non_snake_case)]
+// The functions under test take many parameters and index loops on purpose.
+#![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 
 use grad::check::assert_gradient;
 use grad::prelude::*;
