@@ -28,7 +28,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::ir::{walk_stmts, Block, Func, Loop, LoopKind, Operand, Stmt, Target, Var};
+use crate::ir::{
+    walk_stmts, ArrayInit, Block, Expr, FloatConst, Func, Loop, LoopKind, Operand, Origin, Shape,
+    Stmt, Target, Ty, Var, VarInfo,
+};
 
 /// Fuses every eligible pair in `func`, after letting reverse loops reload
 /// what their forward loop stored (see [`reload_stored`]); returns whether
@@ -118,6 +121,189 @@ fn reload_stored(block: &mut Block) -> bool {
                 }
             }
         }
+    }
+    changed
+}
+
+/// After fusion, an inner loop over a constant range `0..L` (a dense layer's
+/// `for j in 0..D { z += w[j] * x[i * D + j] }`) and its reverse loop sit in
+/// the same body, and the reverse loop loads every `x[i * D + j]` again, with
+/// its bounds check, although the forward loop has just loaded it. The
+/// forward loop now also records each load in a local array of length `L`
+/// (`x_row[j] = x[i * D + j]`), and the reverse loop reads the record: with
+/// both loops unrolled, the array lives in registers, and the second set of
+/// loads and bounds checks is gone. Returns whether anything changed.
+pub fn record_rows(func: &mut Func) -> bool {
+    let mut body = std::mem::take(&mut func.body);
+    let stored = stored_anywhere(&body);
+    let changed = record_rows_in(func, &mut body, &stored);
+    func.body = body;
+    changed
+}
+
+fn stored_anywhere(block: &Block) -> HashSet<Var> {
+    let mut stored = HashSet::new();
+    walk_stmts(block, &mut |s| {
+        if let Stmt::Store { array, .. } = s {
+            stored.insert(*array);
+        }
+    });
+    stored
+}
+
+fn record_rows_in(func: &mut Func, block: &mut Block, stored: &HashSet<Var>) -> bool {
+    let mut changed = false;
+    for stmt in &mut block.stmts {
+        for b in stmt.blocks_mut() {
+            changed |= record_rows_in(func, b, stored);
+        }
+    }
+    let mut r = 0;
+    while r < block.stmts.len() {
+        let Some(f) = forward_of(block, r) else {
+            r += 1;
+            continue;
+        };
+        let (Stmt::Loop(fl), Stmt::Loop(rl)) = (&block.stmts[f], &block.stmts[r]) else {
+            r += 1;
+            continue;
+        };
+        let (
+            LoopKind::For {
+                var: f_var,
+                range: f_range,
+            },
+            LoopKind::For {
+                var: r_var,
+                range: r_range,
+            },
+        ) = (&fl.kind, &rl.kind)
+        else {
+            r += 1;
+            continue;
+        };
+        // A constant trip count from 0, the same in both loops.
+        let len: Option<syn::Expr> = match &f_range.end {
+            Operand::Lit(lit @ syn::Lit::Int(_)) => Some(syn::parse_quote!(#lit)),
+            Operand::Path(path) => Some(syn::parse_quote!(#path)),
+            _ => None,
+        };
+        let eligible = f_range.start.as_int() == Some(0)
+            && !f_range.inclusive
+            && f_range.step.is_none()
+            && r_range.step.is_none()
+            && f_range.inclusive == r_range.inclusive
+            && same_operands(&f_range.operands(), &r_range.operands());
+        let (Some(len), true, Some(reverse_of)) = (len, eligible, &rl.reverse_of) else {
+            r += 1;
+            continue;
+        };
+        let (f_var, r_var) = (*f_var, *r_var);
+        // Loads at the top of F's body, from arrays nothing stores into, at
+        // an index other than the loop variable itself.
+        let loads: HashMap<Var, Var> = fl
+            .body
+            .stmts
+            .iter()
+            .filter_map(|s| match s {
+                Stmt::Let {
+                    var,
+                    expr: Expr::Index { array, index },
+                } if !stored.contains(array)
+                    && !matches!(index.as_slice(), [Operand::Var(v)] if *v == f_var) =>
+                {
+                    Some((*var, *array))
+                }
+                _ => None,
+            })
+            .collect();
+        // R's recomputed copies of those loads, at the top of its body.
+        let copies: HashMap<Var, Var> = reverse_of.copies.iter().copied().collect();
+        let reloads: Vec<(Var, Var)> = rl
+            .body
+            .stmts
+            .iter()
+            .filter_map(|s| match s {
+                Stmt::Let {
+                    var,
+                    expr: Expr::Index { .. },
+                } => copies
+                    .get(var)
+                    .filter(|orig| loads.contains_key(orig))
+                    .map(|orig| (*var, *orig)),
+                _ => None,
+            })
+            .collect();
+        if reloads.is_empty() {
+            r += 1;
+            continue;
+        }
+        let mut rows: HashMap<Var, Var> = HashMap::new();
+        let mut before = vec![];
+        for &(_, orig) in &reloads {
+            if rows.contains_key(&orig) {
+                continue;
+            }
+            let array = loads[&orig];
+            let info = func.info(array).clone();
+            let elem = info.shape.as_ref().map_or(Ty::Float, |s| s.elem);
+            let row = func.new_var(VarInfo {
+                name: format!("{}_row", info.name.trim_start_matches("r#")),
+                ty: Ty::Array,
+                origin: Origin::Synth,
+                active: false,
+                span: proc_macro2::Span::call_site(),
+                shape: Some(Shape {
+                    elem,
+                    lens: vec![Some(len.clone())],
+                }),
+            });
+            rows.insert(orig, row);
+            before.push(Stmt::LetArray {
+                var: row,
+                init: ArrayInit::Repeat {
+                    fill: Operand::Float(FloatConst {
+                        value: 0.0,
+                        ty: elem,
+                    }),
+                    lens: vec![len.clone()],
+                },
+            });
+        }
+        if let Stmt::Loop(fl) = &mut block.stmts[f] {
+            let mut stmts = Vec::with_capacity(fl.body.stmts.len() + rows.len());
+            for s in std::mem::take(&mut fl.body.stmts) {
+                let recorded = match &s {
+                    Stmt::Let { var, .. } => rows.get(var).map(|row| (*row, *var)),
+                    _ => None,
+                };
+                stmts.push(s);
+                if let Some((row, value)) = recorded {
+                    stmts.push(Stmt::Store {
+                        array: row,
+                        index: vec![Operand::Var(f_var)],
+                        value: Operand::Var(value),
+                    });
+                }
+            }
+            fl.body.stmts = stmts;
+        }
+        if let Stmt::Loop(rl) = &mut block.stmts[r] {
+            for s in &mut rl.body.stmts {
+                if let Stmt::Let { var, expr } = s {
+                    if let Some(row) = copies.get(var).and_then(|orig| rows.get(orig)) {
+                        *expr = Expr::Index {
+                            array: *row,
+                            index: vec![Operand::Var(r_var)],
+                        };
+                    }
+                }
+            }
+        }
+        let n = before.len();
+        block.stmts.splice(f..f, before);
+        changed = true;
+        r += n + 1;
     }
     changed
 }

@@ -24,6 +24,9 @@ pub fn simplify(func: &mut Func) {
     run_passes(func);
     if crate::fuse::fuse_reductions(func) {
         run_passes(func);
+        if crate::fuse::record_rows(func) {
+            run_passes(func);
+        }
     }
     if crate::carry::carry_next_element(func) {
         run_passes(func);

@@ -96,9 +96,12 @@ pub fn logistic_backward(
     let __t11 = 1.0 / __t9;
     let mut s = 0.0;
     for i in 0..n {
+        let mut x_row = [0.0_f64; 4];
         let mut z = b;
         for k in 0..4 {
-            z += w[k] * x[i * 4 + k];
+            let __t4 = x[i * 4 + k];
+            x_row[k] = __t4;
+            z += w[k] * __t4;
         }
         let __t6 = sigmoid::<f64>(z);
         let __t7 = y[i];
@@ -108,7 +111,7 @@ pub fn logistic_backward(
             __t11 * (__t6 - __t7),
         );
         for k in 0..4 {
-            __d_w[k] += __d_z_3 * x[i * 4 + k];
+            __d_w[k] += __d_z_3 * x_row[k];
         }
         __d_b += __d_z_3;
     }
