@@ -804,6 +804,18 @@ pub fn reads_in_block(block: &Block, out: &mut Vec<Var>) {
 /// Replaces every read of a variable for which `f` answers, in `block` and
 /// the blocks nested in it.
 pub fn substitute_block(block: &mut Block, f: &dyn Fn(Var) -> Option<Operand>) {
+    for stmt in &mut block.stmts {
+        substitute_stmt(stmt, f);
+    }
+    for y in &mut block.yields {
+        if let Some(new) = y.as_var().and_then(f) {
+            *y = new;
+        }
+    }
+}
+
+/// [`substitute_block`] for one statement and the blocks nested in it.
+pub fn substitute_stmt(stmt: &mut Stmt, f: &dyn Fn(Var) -> Option<Operand>) {
     let operand = |o: &mut Operand| {
         if let Some(new) = o.as_var().and_then(f) {
             *o = new;
@@ -814,44 +826,39 @@ pub fn substitute_block(block: &mut Block, f: &dyn Fn(Var) -> Option<Operand>) {
             *v = new;
         }
     };
-    for stmt in &mut block.stmts {
-        if let Some(expr) = stmt.expr_mut() {
-            expr.map_vars(&mut |v| f(v).unwrap_or(Operand::Var(v)));
-        }
-        for o in stmt.operands_mut() {
-            operand(o);
-        }
-        // Arrays, accumulators and tapes are named, not passed as operands.
-        match stmt {
-            Stmt::Store { array, .. } => rename(array),
-            Stmt::AccumIndex {
-                target: Target::Var(v),
-                ..
-            } => rename(v),
-            Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => rename(var),
-            Stmt::Push { tape, .. } | Stmt::Pop { tape, .. } => rename(tape),
-            // The forward values a reverse loop's copies stand for follow
-            // the forward loop's variables when those are renamed.
-            Stmt::Loop(l) => {
-                if let Some(r) = &mut l.reverse_of {
-                    r.copies.retain_mut(|(_, orig)| match f(*orig) {
-                        Some(Operand::Var(new)) => {
-                            *orig = new;
-                            true
-                        }
-                        Some(_) => false,
-                        None => true,
-                    });
-                }
-            }
-            _ => {}
-        }
-        for b in stmt.blocks_mut() {
-            substitute_block(b, f);
-        }
+    if let Some(expr) = stmt.expr_mut() {
+        expr.map_vars(&mut |v| f(v).unwrap_or(Operand::Var(v)));
     }
-    for y in &mut block.yields {
-        operand(y);
+    for o in stmt.operands_mut() {
+        operand(o);
+    }
+    // Arrays, accumulators and tapes are named, not passed as operands.
+    match stmt {
+        Stmt::Store { array, .. } => rename(array),
+        Stmt::AccumIndex {
+            target: Target::Var(v),
+            ..
+        } => rename(v),
+        Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => rename(var),
+        Stmt::Push { tape, .. } | Stmt::Pop { tape, .. } => rename(tape),
+        // The forward values a reverse loop's copies stand for follow
+        // the forward loop's variables when those are renamed.
+        Stmt::Loop(l) => {
+            if let Some(r) = &mut l.reverse_of {
+                r.copies.retain_mut(|(_, orig)| match f(*orig) {
+                    Some(Operand::Var(new)) => {
+                        *orig = new;
+                        true
+                    }
+                    Some(_) => false,
+                    None => true,
+                });
+            }
+        }
+        _ => {}
+    }
+    for b in stmt.blocks_mut() {
+        substitute_block(b, f);
     }
 }
 

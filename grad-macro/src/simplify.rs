@@ -369,64 +369,91 @@ fn expr_key(expr: &Expr) -> String {
 /// `let a = d;` where `d` is an accumulator that nothing changes afterwards
 /// in the block: read `d` directly. A loop hands an adjoint to the previous
 /// iteration with `d = a;`, which is a no-op when `a` is still `d`'s value.
+///
+/// One sweep over the block: where each variable is written is indexed up
+/// front, removed statements are marked rather than taken out of the vector,
+/// and each statement gets the renamings of the copies before it when the
+/// sweep reaches it (rather than the rest of the block at every copy, which
+/// made long blocks quadratic).
 fn forward_accumulator_copies(block: &mut Block) {
     for b in block.stmts.iter_mut().flat_map(|s| s.blocks_mut()) {
         forward_accumulator_copies(b);
     }
-    let writes = |s: &Stmt, d: Var| {
-        let mut found = false;
+    // Statement indices that write each variable, ascending. A copy is a
+    // `let`, never written, so renaming copies moves no write.
+    let mut writes_at: HashMap<Var, Vec<usize>> = HashMap::new();
+    for (j, s) in block.stmts.iter().enumerate() {
         let mut check = |s: &Stmt| {
             if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } | Stmt::DeclMut { var, .. } =
                 s
             {
-                found |= *var == d;
+                let at = writes_at.entry(*var).or_default();
+                if at.last() != Some(&j) {
+                    at.push(j);
+                }
             }
         };
         check(s);
         for b in s.blocks() {
             walk_stmts(b, &mut check);
         }
-        found
-    };
-    let mut i = 0;
-    while i < block.stmts.len() {
+    }
+    // Copy -> the accumulator it is read as.
+    let mut renamed: HashMap<Var, Var> = HashMap::new();
+    let mut removed = vec![false; block.stmts.len()];
+    for i in 0..block.stmts.len() {
+        if removed[i] {
+            continue;
+        }
+        if !renamed.is_empty() {
+            crate::ir::substitute_stmt(&mut block.stmts[i], &|v| {
+                renamed.get(&v).map(|&d| Operand::Var(d))
+            });
+        }
         let Stmt::Let {
             var: copy,
             expr: Expr::Use(Operand::Var(d)),
         } = block.stmts[i]
         else {
-            i += 1;
             continue;
         };
-        // Drop `d = copy;` while `d` still holds `copy`.
-        let mut j = i + 1;
-        while j < block.stmts.len() {
+        // Drop `d = copy;` while `d` still holds `copy`; any other write
+        // of `d` later in the block keeps the copy.
+        let mut written_later = false;
+        for &j in writes_at.get(&d).map_or(&[][..], Vec::as_slice) {
+            if j <= i || removed[j] {
+                continue;
+            }
             match &block.stmts[j] {
                 Stmt::Assign {
                     var,
                     expr: Expr::Use(Operand::Var(v)),
-                } if *var == d && *v == copy => {
-                    block.stmts.remove(j);
-                    continue;
+                } if *var == d && renamed.get(v).unwrap_or(v) == &copy => removed[j] = true,
+                _ => {
+                    written_later = true;
+                    break;
                 }
-                s if writes(s, d) => break,
-                _ => j += 1,
             }
         }
-        let written_later = block.stmts[i + 1..].iter().any(|s| writes(s, d));
-        if written_later {
-            i += 1;
-            continue;
+        if !written_later {
+            removed[i] = true;
+            renamed.insert(copy, d);
         }
-        block.stmts.remove(i);
-        let mut rest = Block {
-            stmts: block.stmts.split_off(i),
-            yields: std::mem::take(&mut block.yields),
-        };
-        substitute_block(&mut rest, &|v| (v == copy).then_some(Operand::Var(d)));
-        block.stmts.extend(rest.stmts);
-        block.yields = rest.yields;
     }
+    // (An `d = copy;` may go even where the copy stays.)
+    if !removed.contains(&true) {
+        return;
+    }
+    for y in &mut block.yields {
+        if let Some(&d) = y.as_var().and_then(|v| renamed.get(&v)) {
+            *y = Operand::Var(d);
+        }
+    }
+    let mut k = 0;
+    block.stmts.retain(|_| {
+        k += 1;
+        !removed[k - 1]
+    });
 }
 
 // --------------------------------------------------- adjoint accumulators
