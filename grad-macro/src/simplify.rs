@@ -335,8 +335,13 @@ fn stored_arrays(block: &Block) -> HashSet<Var> {
 /// Reuses the first of two identical pure computations; a value computed in
 /// an enclosing block is visible in nested blocks (loop bodies included),
 /// not the other way round.
+///
+/// `seen` holds what the enclosing blocks and this one computed; the entries
+/// a block adds are taken out again when it ends (rather than each nested
+/// block working on a copy of the table).
 fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>, stored: &HashSet<Var>) {
     let mutable = mutable_vars(block);
+    let mut added = vec![];
     for stmt in &mut block.stmts {
         if let Stmt::Let { var, expr } = stmt {
             let reads_mutable = expr.vars().iter().any(|v| mutable.contains(v));
@@ -348,14 +353,18 @@ fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>, stored: &HashSe
             match seen.get(&key) {
                 Some(&earlier) => *expr = Expr::Use(Operand::Var(earlier)),
                 None => {
-                    seen.insert(key, *var);
+                    seen.insert(key.clone(), *var);
+                    added.push(key);
                 }
             }
             continue;
         }
         for b in stmt.blocks_mut() {
-            cse_block(b, &mut seen.clone(), stored);
+            cse_block(b, seen, stored);
         }
+    }
+    for key in added {
+        seen.remove(&key);
     }
 }
 
