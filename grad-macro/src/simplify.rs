@@ -470,7 +470,9 @@ fn forward_accumulator_copies(block: &mut Block) {
 /// `let mut d = 0.0; …; d += e;` with nothing touching `d` in between becomes
 /// `let mut d = e;`, and an accumulator never changed again becomes a `let`.
 fn sink_accumulators(func: &mut Func) {
-    sink_block(&mut func.body);
+    let mut mentions = Mentions::default();
+    mentions.index_block(&func.body);
+    sink_block(&mut func.body, &mentions.at);
     let mut changed = HashSet::new();
     walk_stmts(&func.body, &mut |s| {
         if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } = s {
@@ -480,48 +482,93 @@ fn sink_accumulators(func: &mut Func) {
     freeze_block(&mut func.body, &changed);
 }
 
-fn mention_set(stmt: &Stmt, out: &mut HashSet<Var>) {
-    out.extend(stmt.reads());
-    out.extend(stmt.defines());
-    for b in stmt.blocks() {
-        walk_stmts(b, &mut |s| {
-            out.extend(s.reads());
-            out.extend(s.defines());
-        });
-        let mut reads = vec![];
-        crate::ir::reads_in_block(b, &mut reads);
-        out.extend(reads);
+fn is_zero_decl(stmt: &Stmt) -> Option<Var> {
+    match stmt {
+        Stmt::DeclMut {
+            var,
+            expr: Expr::Use(init),
+        } if init.is_float_value(0.0) => Some(*var),
+        _ => None,
     }
 }
 
-fn sink_block(block: &mut Block) {
-    for stmt in &mut block.stmts {
-        for b in stmt.blocks_mut() {
-            sink_block(b);
+/// Where the accumulators that [`sink_block`] may sink (`let mut d = 0.0;`)
+/// are mentioned (read, defined, or yielded by a nested block): for each, the
+/// indices of the statements of its own block that mention it, themselves
+/// or anywhere inside them, ascending. One walk of the function with a stack
+/// of the enclosing blocks finds the statement of the declaring block for
+/// each mention; gathering each statement's mentions separately at every
+/// level walked nested code once per enclosing block.
+///
+/// Sinking in a nested block changes no mention of an enclosing block's
+/// accumulator (it drops `let mut x = 0.0;` or turns `x += e;` into
+/// `let mut x = e;`, for the nested block's own `x`), so one index serves the
+/// whole bottom-up pass.
+#[derive(Default)]
+struct Mentions {
+    at: HashMap<Var, Vec<usize>>,
+    /// Each accumulator's declaring block: its depth and serial number.
+    declared: HashMap<Var, (usize, usize)>,
+    /// The enclosing blocks: serial number and current statement index.
+    stack: Vec<(usize, usize)>,
+    blocks: usize,
+}
+
+impl Mentions {
+    fn index_block(&mut self, block: &Block) {
+        let depth = self.stack.len();
+        self.blocks += 1;
+        let serial = self.blocks;
+        self.stack.push((serial, 0));
+        for (i, stmt) in block.stmts.iter().enumerate() {
+            self.stack[depth].1 = i;
+            if let Some(var) = is_zero_decl(stmt) {
+                self.declared.insert(var, (depth, serial));
+            }
+            for v in stmt.reads().into_iter().chain(stmt.defines()) {
+                self.mention(v);
+            }
+            for b in stmt.blocks() {
+                self.index_block(b);
+            }
+        }
+        self.stack.pop();
+        // Seen from the enclosing blocks, a nested block's yields are
+        // mentions too (its own level checks them itself).
+        if depth > 0 {
+            for v in block.yields.iter().filter_map(Operand::as_var) {
+                self.mention(v);
+            }
         }
     }
-    let mut mentioned: HashMap<Var, Vec<usize>> = HashMap::new();
-    let mut set = HashSet::new();
-    for (j, stmt) in block.stmts.iter().enumerate() {
-        set.clear();
-        mention_set(stmt, &mut set);
-        for v in &set {
-            mentioned.entry(*v).or_default().push(j);
+
+    fn mention(&mut self, v: Var) {
+        let Some(&(depth, serial)) = self.declared.get(&v) else {
+            return;
+        };
+        let Some(&(s, i)) = self.stack.get(depth) else {
+            return;
+        };
+        if s == serial {
+            let at = self.at.entry(v).or_default();
+            if at.last() != Some(&i) {
+                at.push(i);
+            }
+        }
+    }
+}
+
+fn sink_block(block: &mut Block, mentioned: &HashMap<Var, Vec<usize>>) {
+    for stmt in &mut block.stmts {
+        for b in stmt.blocks_mut() {
+            sink_block(b, mentioned);
         }
     }
     let mut removed: HashSet<usize> = HashSet::new();
     for i in 0..block.stmts.len() {
-        let Stmt::DeclMut {
-            var,
-            expr: Expr::Use(init),
-        } = &block.stmts[i]
-        else {
+        let Some(var) = is_zero_decl(&block.stmts[i]) else {
             continue;
         };
-        if !init.is_float_value(0.0) {
-            continue;
-        }
-        let var = *var;
         let next = mentioned.get(&var).and_then(|js| {
             let k = js.partition_point(|&j| j <= i);
             js.get(k).copied()
