@@ -29,18 +29,17 @@ pub fn simplify(func: &mut Func) {
 
 fn run_passes(func: &mut Func) {
     for _ in 0..16 {
-        let before = format!("{}", func.body);
         let strong = strong_zero_vars(func);
-        fold_block(&mut func.body, &strong);
-        propagate_copies(func);
+        let mut changed = fold_block(&mut func.body, &strong);
+        changed |= propagate_copies(func);
         let stored = stored_arrays(&func.body);
-        cse_block(&mut func.body, &mut HashMap::new(), &stored);
-        propagate_copies(func);
-        forward_accumulator_copies(&mut func.body);
-        drop_self_stores(&mut func.body);
-        sink_accumulators(func);
-        eliminate_dead_code(func);
-        if format!("{}", func.body) == before {
+        changed |= cse_block(&mut func.body, &mut HashMap::new(), &stored);
+        changed |= propagate_copies(func);
+        changed |= forward_accumulator_copies(&mut func.body);
+        changed |= drop_self_stores(&mut func.body);
+        changed |= sink_accumulators(func);
+        changed |= eliminate_dead_code(func);
+        if !changed {
             break;
         }
     }
@@ -65,7 +64,10 @@ fn strong_zero_vars(func: &Func) -> HashSet<Var> {
         .collect()
 }
 
-fn fold_block(block: &mut Block, strong: &HashSet<Var>) {
+/// Returns whether anything changed (as every pass below does).
+fn fold_block(block: &mut Block, strong: &HashSet<Var>) -> bool {
+    let mut changed = false;
+    let len = block.stmts.len();
     block.stmts.retain_mut(|stmt| {
         // Accumulations are always derivative code.
         let strong_here = match stmt {
@@ -73,10 +75,10 @@ fn fold_block(block: &mut Block, strong: &HashSet<Var>) {
             _ => true,
         };
         if let Some(expr) = stmt.expr_mut() {
-            fold_expr(expr, strong_here);
+            changed |= fold_expr(expr, strong_here);
         }
         for b in stmt.blocks_mut() {
-            fold_block(b, strong);
+            changed |= fold_block(b, strong);
         }
         match stmt {
             Stmt::Accum { expr, .. } | Stmt::AccumIndex { expr, .. } => !is_zero_expr(expr),
@@ -84,6 +86,7 @@ fn fold_block(block: &mut Block, strong: &HashSet<Var>) {
             _ => true,
         }
     });
+    changed || block.stmts.len() != len
 }
 
 fn constant(value: f64, a: &Operand, b: Option<&Operand>) -> Option<Operand> {
@@ -98,7 +101,7 @@ fn constant(value: f64, a: &Operand, b: Option<&Operand>) -> Option<Operand> {
     Some(Operand::Float(FloatConst { value, ty }))
 }
 
-fn fold_expr(expr: &mut Expr, strong_zero: bool) {
+fn fold_expr(expr: &mut Expr, strong_zero: bool) -> bool {
     let folded = match &*expr {
         Expr::Binary(op, a, b) => fold_binary(*op, a, b, strong_zero),
         Expr::Unary(UnOp::Neg, a) => a
@@ -127,9 +130,11 @@ fn fold_expr(expr: &mut Expr, strong_zero: bool) {
         }
         _ => None,
     };
+    let changed = folded.is_some();
     if let Some(f) = folded {
         *expr = f;
     }
+    changed
 }
 
 fn fold_binary(op: BinOp, a: &Operand, b: &Operand, strong_zero: bool) -> Option<Expr> {
@@ -185,7 +190,8 @@ fn fold_binary(op: BinOp, a: &Operand, b: &Operand, strong_zero: bool) -> Option
 /// Removes `h[i] = h[i];`, which is what `h[i] *= 1.0` folds to (clippy's
 /// `self_assignment` is an error): a store of the value just loaded from
 /// the same element, with no store to the array in between.
-fn drop_self_stores(block: &mut Block) {
+fn drop_self_stores(block: &mut Block) -> bool {
+    let len = block.stmts.len();
     let mut loads: HashMap<Var, (Var, String)> = HashMap::new();
     let key = |index: &[Operand]| {
         index
@@ -222,11 +228,13 @@ fn drop_self_stores(block: &mut Block) {
             true
         }
     });
+    let mut changed = block.stmts.len() != len;
     for stmt in &mut block.stmts {
         for b in stmt.blocks_mut() {
-            drop_self_stores(b);
+            changed |= drop_self_stores(b);
         }
     }
+    changed
 }
 
 // ------------------------------------------------------- copy propagation
@@ -234,15 +242,17 @@ fn drop_self_stores(block: &mut Block) {
 /// Removes `let a = b;` (and `let a = -(-b)`) by reading `b` wherever `a` was read.
 /// Copies of mutable variables (accumulators, loop phis) are kept: their
 /// value changes over time.
-fn propagate_copies(func: &mut Func) {
+fn propagate_copies(func: &mut Func) -> bool {
     let mutable = mutable_vars(&func.body);
     let mut map: HashMap<Var, Operand> = HashMap::new();
     let mut negations: HashMap<Var, Operand> = HashMap::new();
+    // Every copy found is removed.
     collect_copies(&mut func.body, &mutable, &mut map, &mut negations);
     if map.is_empty() {
-        return;
+        return false;
     }
     substitute_block(&mut func.body, &|v| resolve(&map, v));
+    true
 }
 
 fn resolve(map: &HashMap<Var, Operand>, v: Var) -> Option<Operand> {
@@ -339,9 +349,10 @@ fn stored_arrays(block: &Block) -> HashSet<Var> {
 /// `seen` holds what the enclosing blocks and this one computed; the entries
 /// a block adds are taken out again when it ends (rather than each nested
 /// block working on a copy of the table).
-fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>, stored: &HashSet<Var>) {
+fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>, stored: &HashSet<Var>) -> bool {
     let mutable = mutable_vars(block);
     let mut added = vec![];
+    let mut changed = false;
     for stmt in &mut block.stmts {
         if let Stmt::Let { var, expr } = stmt {
             let reads_mutable = expr.vars().iter().any(|v| mutable.contains(v));
@@ -351,7 +362,10 @@ fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>, stored: &HashSe
             }
             let key = expr_key(expr);
             match seen.get(&key) {
-                Some(&earlier) => *expr = Expr::Use(Operand::Var(earlier)),
+                Some(&earlier) => {
+                    *expr = Expr::Use(Operand::Var(earlier));
+                    changed = true;
+                }
                 None => {
                     seen.insert(key.clone(), *var);
                     added.push(key);
@@ -360,12 +374,13 @@ fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>, stored: &HashSe
             continue;
         }
         for b in stmt.blocks_mut() {
-            cse_block(b, seen, stored);
+            changed |= cse_block(b, seen, stored);
         }
     }
     for key in added {
         seen.remove(&key);
     }
+    changed
 }
 
 fn expr_key(expr: &Expr) -> String {
@@ -384,9 +399,10 @@ fn expr_key(expr: &Expr) -> String {
 /// and each statement gets the renamings of the copies before it when the
 /// sweep reaches it (rather than the rest of the block at every copy, which
 /// made long blocks quadratic).
-fn forward_accumulator_copies(block: &mut Block) {
+fn forward_accumulator_copies(block: &mut Block) -> bool {
+    let mut changed = false;
     for b in block.stmts.iter_mut().flat_map(|s| s.blocks_mut()) {
-        forward_accumulator_copies(b);
+        changed |= forward_accumulator_copies(b);
     }
     // Statement indices that write each variable, ascending. A copy is a
     // `let`, never written, so renaming copies moves no write.
@@ -451,7 +467,7 @@ fn forward_accumulator_copies(block: &mut Block) {
     }
     // (An `d = copy;` may go even where the copy stays.)
     if !removed.contains(&true) {
-        return;
+        return changed;
     }
     for y in &mut block.yields {
         if let Some(&d) = y.as_var().and_then(|v| renamed.get(&v)) {
@@ -463,23 +479,24 @@ fn forward_accumulator_copies(block: &mut Block) {
         k += 1;
         !removed[k - 1]
     });
+    true
 }
 
 // --------------------------------------------------- adjoint accumulators
 
 /// `let mut d = 0.0; …; d += e;` with nothing touching `d` in between becomes
 /// `let mut d = e;`, and an accumulator never changed again becomes a `let`.
-fn sink_accumulators(func: &mut Func) {
+fn sink_accumulators(func: &mut Func) -> bool {
     let mut mentions = Mentions::default();
     mentions.index_block(&func.body);
-    sink_block(&mut func.body, &mentions.at);
+    let sunk = sink_block(&mut func.body, &mentions.at);
     let mut changed = HashSet::new();
     walk_stmts(&func.body, &mut |s| {
         if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } = s {
             changed.insert(*var);
         }
     });
-    freeze_block(&mut func.body, &changed);
+    freeze_block(&mut func.body, &changed) | sunk
 }
 
 fn is_zero_decl(stmt: &Stmt) -> Option<Var> {
@@ -558,10 +575,11 @@ impl Mentions {
     }
 }
 
-fn sink_block(block: &mut Block, mentioned: &HashMap<Var, Vec<usize>>) {
+fn sink_block(block: &mut Block, mentioned: &HashMap<Var, Vec<usize>>) -> bool {
+    let mut changed = false;
     for stmt in &mut block.stmts {
         for b in stmt.blocks_mut() {
-            sink_block(b, mentioned);
+            changed |= sink_block(b, mentioned);
         }
     }
     let mut removed: HashSet<usize> = HashSet::new();
@@ -589,14 +607,20 @@ fn sink_block(block: &mut Block, mentioned: &HashMap<Var, Vec<usize>>) {
             None => {}
         }
     }
+    // Every change removes the declaration.
+    if removed.is_empty() {
+        return changed;
+    }
     let mut k = 0;
     block.stmts.retain(|_| {
         k += 1;
         !removed.contains(&(k - 1))
     });
+    true
 }
 
-fn freeze_block(block: &mut Block, changed: &HashSet<Var>) {
+fn freeze_block(block: &mut Block, changed: &HashSet<Var>) -> bool {
+    let mut frozen = false;
     for stmt in &mut block.stmts {
         if let Stmt::DeclMut { var, expr } = stmt {
             if !changed.contains(var) {
@@ -604,13 +628,15 @@ fn freeze_block(block: &mut Block, changed: &HashSet<Var>) {
                     var: *var,
                     expr: expr.clone(),
                 };
+                frozen = true;
             }
             continue;
         }
         for b in stmt.blocks_mut() {
-            freeze_block(b, changed);
+            frozen |= freeze_block(b, changed);
         }
     }
+    frozen
 }
 
 // ----------------------------------------------------------- dead code
@@ -621,7 +647,7 @@ fn freeze_block(block: &mut Block, changed: &HashSet<Var>) {
 /// live (its `let`, every `+=` into it, every store into an array), and so
 /// is the control flow around a live statement (an `if`'s condition, a
 /// loop's range). Popping a tape field makes the matching pushed value live.
-fn eliminate_dead_code(func: &mut Func) {
+fn eliminate_dead_code(func: &mut Func) -> bool {
     let mut live: HashSet<Var> = HashSet::new();
     let mut tape_fields: HashSet<(Var, usize)> = HashSet::new();
     for y in func.body.yields.iter().filter_map(Operand::as_var) {
@@ -634,7 +660,7 @@ fn eliminate_dead_code(func: &mut Func) {
             break;
         }
     }
-    sweep_block(&mut func.body, &live, &tape_fields);
+    sweep_block(&mut func.body, &live, &tape_fields)
 }
 
 fn add_operands<'a>(ops: impl IntoIterator<Item = &'a Operand>, live: &mut HashSet<Var>) {
@@ -775,8 +801,14 @@ fn mark_stmt(
     }
 }
 
-fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Var, usize)>) {
+fn sweep_block(
+    block: &mut Block,
+    live: &HashSet<Var>,
+    tape_fields: &HashSet<(Var, usize)>,
+) -> bool {
     let is = |v: &Var| live.contains(v);
+    let len = block.stmts.len();
+    let mut changed = false;
     block.stmts.retain_mut(|stmt| match stmt {
         Stmt::Let { var, .. } | Stmt::DeclMut { var, .. } => is(var),
         Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => is(var),
@@ -787,6 +819,7 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
             // A callee's gradient nobody reads: call the function itself.
             if let (Expr::GradCall { func, args }, [value, grad]) = (&*expr, vars.as_slice()) {
                 if !is(grad) {
+                    changed = true;
                     *stmt = Stmt::Let {
                         var: *value,
                         expr: Expr::Call {
@@ -810,6 +843,7 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
             let keep: Vec<usize> = (0..vars.len())
                 .filter(|k| tape_fields.contains(&(*tape, *k)))
                 .collect();
+            changed |= keep.len() != vars.len();
             *vars = keep.iter().map(|&k| vars[k]).collect();
             !vars.is_empty()
         }
@@ -817,6 +851,7 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
             let keep: Vec<usize> = (0..values.len())
                 .filter(|k| tape_fields.contains(&(*tape, *k)))
                 .collect();
+            changed |= keep.len() != values.len();
             *values = keep.iter().map(|&k| values[k].clone()).collect();
             !values.is_empty()
         }
@@ -834,10 +869,11 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
                     outs.remove(k);
                     then_block.yields.remove(k);
                     else_block.yields.remove(k);
+                    changed = true;
                 }
             }
-            sweep_block(then_block, live, tape_fields);
-            sweep_block(else_block, live, tape_fields);
+            changed |= sweep_block(then_block, live, tape_fields);
+            changed |= sweep_block(else_block, live, tape_fields);
             !(outs.is_empty() && then_block.stmts.is_empty() && else_block.stmts.is_empty())
         }
         Stmt::Loop(l) => {
@@ -849,15 +885,18 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
                 } else {
                     l.carried.remove(j);
                     l.body.yields.remove(1 + j);
+                    changed = true;
                 }
             }
             if l.count.is_some_and(|c| !is(&c)) {
                 l.count = None;
+                changed = true;
             }
-            sweep_block(&mut l.body, live, tape_fields);
+            changed |= sweep_block(&mut l.body, live, tape_fields);
             // A loop without effects or results is dead, whatever it computes
             // (a gradient companion does not reproduce a loop that only spins).
             !(l.carried.is_empty() && l.body.stmts.is_empty() && l.count.is_none())
         }
     });
+    changed || block.stmts.len() != len
 }
