@@ -766,8 +766,10 @@ fn mark_stmt(
             else_block,
             outs,
         } => {
-            let mut any = mark_block(then_block, live, tape_fields);
-            any |= mark_block(else_block, live, tape_fields);
+            // The yields of live outs first: the branches then mark what
+            // computes them in the same round (rather than one more round
+            // of the whole body per level of nesting).
+            let mut any = false;
             for (k, out) in outs.iter().enumerate() {
                 if is(out, live) {
                     any = true;
@@ -775,6 +777,8 @@ fn mark_stmt(
                     add_operands(else_block.yields.get(k), live);
                 }
             }
+            any |= mark_block(then_block, live, tape_fields);
+            any |= mark_block(else_block, live, tape_fields);
             if any {
                 add_operands([cond], live);
             }
