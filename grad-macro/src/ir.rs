@@ -195,13 +195,13 @@ impl Operand {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum UnOp {
     Neg,
     Not,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum BinOp {
     Add,
     Sub,
@@ -252,7 +252,7 @@ impl BinOp {
 }
 
 /// How a primitive was written, which is how it is emitted again.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum CallForm {
     /// `x.sin()` or `f64::sin(x)`: a method of the float type.
     Method,

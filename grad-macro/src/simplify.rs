@@ -14,8 +14,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::ir::{
-    substitute_block, walk_stmts, BinOp, Block, Expr, FloatConst, Func, Operand, Stmt, Target, Ty,
-    UnOp, Var,
+    substitute_block, walk_stmts, BinOp, Block, CallForm, Expr, FloatConst, Func, Operand, Stmt,
+    Target, Ty, UnOp, Var,
 };
 
 /// Simplifies `func` in place, fusing reduction loops (`fuse.rs`) once the
@@ -349,7 +349,7 @@ fn stored_arrays(block: &Block) -> HashSet<Var> {
 /// `seen` holds what the enclosing blocks and this one computed; the entries
 /// a block adds are taken out again when it ends (rather than each nested
 /// block working on a copy of the table).
-fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>, stored: &HashSet<Var>) -> bool {
+fn cse_block(block: &mut Block, seen: &mut HashMap<CseKey, Var>, stored: &HashSet<Var>) -> bool {
     let mutable = mutable_vars(block);
     let mut added = vec![];
     let mut changed = false;
@@ -360,7 +360,7 @@ fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>, stored: &HashSe
             if reads_mutable || loads_storage || matches!(expr, Expr::Use(_)) {
                 continue;
             }
-            let key = expr_key(expr);
+            let key = CseKey::of(expr);
             match seen.get(&key) {
                 Some(&earlier) => {
                     *expr = Expr::Use(Operand::Var(earlier));
@@ -383,10 +383,90 @@ fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>, stored: &HashSe
     changed
 }
 
-fn expr_key(expr: &Expr) -> String {
-    match expr {
-        Expr::Prim { form, .. } => format!("{expr} {form:?}"),
-        _ => expr.to_string(),
+/// What makes two right-hand sides the same computation: the operation,
+/// its operands (constants by value, whatever their suffix), the syntax it
+/// carries (paths, types, patterns) by its tokens, and for a primitive the
+/// form it is written in. Neither spans nor the path a user wrote for a
+/// runtime function count: the same call either way.
+///
+/// Syntax is boxed: the table moves its keys, and a `syn::Type` or a
+/// `syn::Pat` inline would make every key hundreds of bytes.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum CseKey {
+    Unary(UnOp, KeyOperand),
+    Binary(BinOp, KeyOperand, KeyOperand),
+    Prim(&'static str, CallForm, Vec<KeyOperand>),
+    Cast(KeyOperand, Box<syn::Type>),
+    Call(Box<syn::Path>, Vec<KeyOperand>),
+    DiffCall(Box<syn::Path>, Vec<KeyOperand>),
+    GradCall(Box<syn::Path>, Vec<KeyOperand>),
+    ArgGrad(Var, usize),
+    Method(KeyOperand, Box<syn::Ident>, Vec<KeyOperand>),
+    Field(KeyOperand, Box<syn::Member>),
+    Index(Var, Vec<KeyOperand>),
+    Len(Var),
+    Ref(KeyOperand),
+    Matches(KeyOperand, Box<syn::Pat>),
+    /// Not a computation: never a key (`cse_block` skips copies).
+    Use(KeyOperand),
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum KeyOperand {
+    Var(Var),
+    /// The value's bits, one for every NaN.
+    Float(u64),
+    Lit(Box<syn::Lit>),
+    Path(Box<syn::Path>),
+    Default,
+}
+
+impl KeyOperand {
+    fn of(o: &Operand) -> Self {
+        match o {
+            Operand::Var(v) => KeyOperand::Var(*v),
+            Operand::Float(c) if c.value.is_nan() => KeyOperand::Float(f64::NAN.to_bits()),
+            Operand::Float(c) => KeyOperand::Float(c.value.to_bits()),
+            Operand::Lit(l) => KeyOperand::Lit(Box::new(l.clone())),
+            Operand::Path(p) => KeyOperand::Path(Box::new(p.clone())),
+            Operand::Default => KeyOperand::Default,
+        }
+    }
+
+    fn all(os: &[Operand]) -> Vec<Self> {
+        os.iter().map(KeyOperand::of).collect()
+    }
+}
+
+impl CseKey {
+    fn of(expr: &Expr) -> Self {
+        let o = KeyOperand::of;
+        let all = KeyOperand::all;
+        match expr {
+            Expr::Use(a) => CseKey::Use(o(a)),
+            Expr::Unary(op, a) => CseKey::Unary(*op, o(a)),
+            Expr::Binary(op, a, b) => CseKey::Binary(*op, o(a), o(b)),
+            Expr::Prim {
+                rule, form, args, ..
+            } => CseKey::Prim(rule.name, *form, all(args)),
+            Expr::Cast { operand, ty } => CseKey::Cast(o(operand), Box::new(ty.clone())),
+            Expr::Call { func, args } => CseKey::Call(Box::new(func.clone()), all(args)),
+            Expr::DiffCall { func, args, .. } => {
+                CseKey::DiffCall(Box::new(func.clone()), all(args))
+            }
+            Expr::GradCall { func, args } => CseKey::GradCall(Box::new(func.clone()), all(args)),
+            Expr::ArgGrad { grad, index, .. } => CseKey::ArgGrad(*grad, *index),
+            Expr::Method {
+                receiver,
+                method,
+                args,
+            } => CseKey::Method(o(receiver), Box::new(method.clone()), all(args)),
+            Expr::Field { base, member } => CseKey::Field(o(base), Box::new(member.clone())),
+            Expr::Index { array, index } => CseKey::Index(*array, all(index)),
+            Expr::Len(array) => CseKey::Len(*array),
+            Expr::Ref(a) => CseKey::Ref(o(a)),
+            Expr::Matches { operand, pat } => CseKey::Matches(o(operand), Box::new(pat.clone())),
+        }
     }
 }
 
