@@ -484,7 +484,25 @@ fn forward_accumulator_copies(block: &mut Block) -> bool {
     for b in block.stmts.iter_mut().flat_map(|s| s.blocks_mut()) {
         changed |= forward_accumulator_copies(b);
     }
-    // Statement indices that write each variable, ascending. A copy is a
+    // What the block's copies copy, directly or (a copy of a removed copy
+    // is renamed before the sweep reaches it) through other copies.
+    let mut copied: HashSet<Var> = HashSet::new();
+    let mut roots: HashMap<Var, Var> = HashMap::new();
+    for s in &block.stmts {
+        if let Stmt::Let {
+            var,
+            expr: Expr::Use(Operand::Var(d)),
+        } = s
+        {
+            let root = roots.get(d).copied().unwrap_or(*d);
+            roots.insert(*var, root);
+            copied.extend([*d, root]);
+        }
+    }
+    if copied.is_empty() {
+        return changed;
+    }
+    // Statement indices that write each of those, ascending. A copy is a
     // `let`, never written, so renaming copies moves no write.
     let mut writes_at: HashMap<Var, Vec<usize>> = HashMap::new();
     for (j, s) in block.stmts.iter().enumerate() {
@@ -492,9 +510,11 @@ fn forward_accumulator_copies(block: &mut Block) -> bool {
             if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } | Stmt::DeclMut { var, .. } =
                 s
             {
-                let at = writes_at.entry(*var).or_default();
-                if at.last() != Some(&j) {
-                    at.push(j);
+                if copied.contains(var) {
+                    let at = writes_at.entry(*var).or_default();
+                    if at.last() != Some(&j) {
+                        at.push(j);
+                    }
                 }
             }
         };
