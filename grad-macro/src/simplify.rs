@@ -11,11 +11,10 @@
 //! turns a finite derivative into NaN; it can only remove a NaN that would
 //! otherwise be multiplied in from an unrelated term.
 
-use std::collections::{HashMap, HashSet};
 
 use crate::ir::{
-    substitute_block, walk_stmts, BinOp, Block, CallForm, Expr, FloatConst, Func, Operand, Stmt,
-    Target, Ty, UnOp, Var,
+    substitute_block, walk_stmts, BinOp, Block, CallForm, Expr, FastMap, FastSet, FloatConst, Func,
+    Operand, Stmt, Target, Ty, UnOp, Var,
 };
 
 /// Simplifies `func` in place, fusing reduction loops (`fuse.rs`) once the
@@ -33,7 +32,7 @@ fn run_passes(func: &mut Func) {
         let mut changed = fold_block(&mut func.body, &strong);
         changed |= propagate_copies(func);
         let stored = stored_arrays(&func.body);
-        changed |= cse_block(&mut func.body, &mut HashMap::new(), &stored);
+        changed |= cse_block(&mut func.body, &mut FastMap::default(), &stored);
         changed |= propagate_copies(func);
         changed |= forward_accumulator_copies(&mut func.body);
         changed |= drop_self_stores(&mut func.body);
@@ -54,9 +53,9 @@ fn is_zero_expr(expr: &Expr) -> bool {
 /// The variables holding derivative values, where `0 * x` may fold to `0`.
 /// The primal's own values keep IEEE semantics (`0 * inf` is NaN there too),
 /// so that a companion's value is exactly the function's.
-fn strong_zero_vars(func: &Func) -> HashSet<Var> {
+fn strong_zero_vars(func: &Func) -> FastSet<Var> {
     let Some(from) = func.derivative_vars_from else {
-        return HashSet::new();
+        return FastSet::default();
     };
     (from..func.vars.len() as u32)
         .map(Var)
@@ -65,7 +64,7 @@ fn strong_zero_vars(func: &Func) -> HashSet<Var> {
 }
 
 /// Returns whether anything changed (as every pass below does).
-fn fold_block(block: &mut Block, strong: &HashSet<Var>) -> bool {
+fn fold_block(block: &mut Block, strong: &FastSet<Var>) -> bool {
     let mut changed = false;
     let len = block.stmts.len();
     block.stmts.retain_mut(|stmt| {
@@ -192,7 +191,7 @@ fn fold_binary(op: BinOp, a: &Operand, b: &Operand, strong_zero: bool) -> Option
 /// the same element, with no store to the array in between.
 fn drop_self_stores(block: &mut Block) -> bool {
     let len = block.stmts.len();
-    let mut loads: HashMap<Var, (Var, String)> = HashMap::new();
+    let mut loads: FastMap<Var, (Var, String)> = FastMap::default();
     let key = |index: &[Operand]| {
         index
             .iter()
@@ -244,8 +243,8 @@ fn drop_self_stores(block: &mut Block) -> bool {
 /// value changes over time.
 fn propagate_copies(func: &mut Func) -> bool {
     let mutable = mutable_vars(&func.body);
-    let mut map: HashMap<Var, Operand> = HashMap::new();
-    let mut negations: HashMap<Var, Operand> = HashMap::new();
+    let mut map: FastMap<Var, Operand> = FastMap::default();
+    let mut negations: FastMap<Var, Operand> = FastMap::default();
     // Every copy found is removed.
     collect_copies(&mut func.body, &mutable, &mut map, &mut negations);
     if map.is_empty() {
@@ -255,7 +254,7 @@ fn propagate_copies(func: &mut Func) -> bool {
     true
 }
 
-fn resolve(map: &HashMap<Var, Operand>, v: Var) -> Option<Operand> {
+fn resolve(map: &FastMap<Var, Operand>, v: Var) -> Option<Operand> {
     let mut current = map.get(&v)?.clone();
     for _ in 0..64 {
         match current.as_var().and_then(|n| map.get(&n)) {
@@ -268,9 +267,9 @@ fn resolve(map: &HashMap<Var, Operand>, v: Var) -> Option<Operand> {
 
 fn collect_copies(
     block: &mut Block,
-    mutable: &HashSet<Var>,
-    map: &mut HashMap<Var, Operand>,
-    negations: &mut HashMap<Var, Operand>,
+    mutable: &FastSet<Var>,
+    map: &mut FastMap<Var, Operand>,
+    negations: &mut FastMap<Var, Operand>,
 ) {
     block.stmts.retain_mut(|stmt| {
         for b in stmt.blocks_mut() {
@@ -310,8 +309,8 @@ fn collect_copies(
 
 /// Variables whose value changes after they are defined: accumulators and
 /// the loop-carried phis.
-fn mutable_vars(block: &Block) -> HashSet<Var> {
-    let mut set = HashSet::new();
+fn mutable_vars(block: &Block) -> FastSet<Var> {
+    let mut set = FastSet::default();
     walk_stmts(block, &mut |s| match s {
         Stmt::DeclMut { var, .. } | Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => {
             set.insert(*var);
@@ -323,8 +322,8 @@ fn mutable_vars(block: &Block) -> HashSet<Var> {
 }
 
 /// Arrays written after they are created (their loads are not values).
-fn stored_arrays(block: &Block) -> HashSet<Var> {
-    let mut set = HashSet::new();
+fn stored_arrays(block: &Block) -> FastSet<Var> {
+    let mut set = FastSet::default();
     walk_stmts(block, &mut |s| match s {
         Stmt::Store { array, .. } => {
             set.insert(*array);
@@ -349,7 +348,7 @@ fn stored_arrays(block: &Block) -> HashSet<Var> {
 /// `seen` holds what the enclosing blocks and this one computed; the entries
 /// a block adds are taken out again when it ends (rather than each nested
 /// block working on a copy of the table).
-fn cse_block(block: &mut Block, seen: &mut HashMap<CseKey, Var>, stored: &HashSet<Var>) -> bool {
+fn cse_block(block: &mut Block, seen: &mut FastMap<CseKey, Var>, stored: &FastSet<Var>) -> bool {
     let mutable = mutable_vars(block);
     let mut added = vec![];
     let mut changed = false;
@@ -486,8 +485,8 @@ fn forward_accumulator_copies(block: &mut Block) -> bool {
     }
     // What the block's copies copy, directly or (a copy of a removed copy
     // is renamed before the sweep reaches it) through other copies.
-    let mut copied: HashSet<Var> = HashSet::new();
-    let mut roots: HashMap<Var, Var> = HashMap::new();
+    let mut copied: FastSet<Var> = FastSet::default();
+    let mut roots: FastMap<Var, Var> = FastMap::default();
     for s in &block.stmts {
         if let Stmt::Let {
             var,
@@ -504,7 +503,7 @@ fn forward_accumulator_copies(block: &mut Block) -> bool {
     }
     // Statement indices that write each of those, ascending. A copy is a
     // `let`, never written, so renaming copies moves no write.
-    let mut writes_at: HashMap<Var, Vec<usize>> = HashMap::new();
+    let mut writes_at: FastMap<Var, Vec<usize>> = FastMap::default();
     for (j, s) in block.stmts.iter().enumerate() {
         let mut check = |s: &Stmt| {
             if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } | Stmt::DeclMut { var, .. } =
@@ -524,7 +523,7 @@ fn forward_accumulator_copies(block: &mut Block) -> bool {
         }
     }
     // Copy -> the accumulator it is read as.
-    let mut renamed: HashMap<Var, Var> = HashMap::new();
+    let mut renamed: FastMap<Var, Var> = FastMap::default();
     let mut removed = vec![false; block.stmts.len()];
     for i in 0..block.stmts.len() {
         if removed[i] {
@@ -590,7 +589,7 @@ fn sink_accumulators(func: &mut Func) -> bool {
     let mut mentions = Mentions::default();
     mentions.index_block(&func.body);
     let sunk = sink_block(&mut func.body, &mentions.at);
-    let mut changed = HashSet::new();
+    let mut changed = FastSet::default();
     walk_stmts(&func.body, &mut |s| {
         if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } = s {
             changed.insert(*var);
@@ -623,9 +622,9 @@ fn is_zero_decl(stmt: &Stmt) -> Option<Var> {
 /// whole bottom-up pass.
 #[derive(Default)]
 struct Mentions {
-    at: HashMap<Var, Vec<usize>>,
+    at: FastMap<Var, Vec<usize>>,
     /// Each accumulator's declaring block: its depth and serial number.
-    declared: HashMap<Var, (usize, usize)>,
+    declared: FastMap<Var, (usize, usize)>,
     /// The enclosing blocks: serial number and current statement index.
     stack: Vec<(usize, usize)>,
     blocks: usize,
@@ -675,14 +674,14 @@ impl Mentions {
     }
 }
 
-fn sink_block(block: &mut Block, mentioned: &HashMap<Var, Vec<usize>>) -> bool {
+fn sink_block(block: &mut Block, mentioned: &FastMap<Var, Vec<usize>>) -> bool {
     let mut changed = false;
     for stmt in &mut block.stmts {
         for b in stmt.blocks_mut() {
             changed |= sink_block(b, mentioned);
         }
     }
-    let mut removed: HashSet<usize> = HashSet::new();
+    let mut removed: FastSet<usize> = FastSet::default();
     for i in 0..block.stmts.len() {
         let Some(var) = is_zero_decl(&block.stmts[i]) else {
             continue;
@@ -719,7 +718,7 @@ fn sink_block(block: &mut Block, mentioned: &HashMap<Var, Vec<usize>>) -> bool {
     true
 }
 
-fn freeze_block(block: &mut Block, changed: &HashSet<Var>) -> bool {
+fn freeze_block(block: &mut Block, changed: &FastSet<Var>) -> bool {
     let mut frozen = false;
     for stmt in &mut block.stmts {
         if let Stmt::DeclMut { var, expr } = stmt {
@@ -748,8 +747,8 @@ fn freeze_block(block: &mut Block, changed: &HashSet<Var>) -> bool {
 /// is the control flow around a live statement (an `if`'s condition, a
 /// loop's range). Popping a tape field makes the matching pushed value live.
 fn eliminate_dead_code(func: &mut Func) -> bool {
-    let mut live: HashSet<Var> = HashSet::new();
-    let mut tape_fields: HashSet<(Var, usize)> = HashSet::new();
+    let mut live: FastSet<Var> = FastSet::default();
+    let mut tape_fields: FastSet<(Var, usize)> = FastSet::default();
     for y in func.body.yields.iter().filter_map(Operand::as_var) {
         live.insert(y);
     }
@@ -763,7 +762,7 @@ fn eliminate_dead_code(func: &mut Func) -> bool {
     sweep_block(&mut func.body, &live, &tape_fields)
 }
 
-fn add_operands<'a>(ops: impl IntoIterator<Item = &'a Operand>, live: &mut HashSet<Var>) {
+fn add_operands<'a>(ops: impl IntoIterator<Item = &'a Operand>, live: &mut FastSet<Var>) {
     live.extend(ops.into_iter().filter_map(Operand::as_var));
 }
 
@@ -771,8 +770,8 @@ fn add_operands<'a>(ops: impl IntoIterator<Item = &'a Operand>, live: &mut HashS
 /// that reaches a root).
 fn mark_block(
     block: &Block,
-    live: &mut HashSet<Var>,
-    tape_fields: &mut HashSet<(Var, usize)>,
+    live: &mut FastSet<Var>,
+    tape_fields: &mut FastSet<(Var, usize)>,
 ) -> bool {
     let mut any = false;
     for stmt in block.stmts.iter().rev() {
@@ -783,10 +782,10 @@ fn mark_block(
 
 fn mark_stmt(
     stmt: &Stmt,
-    live: &mut HashSet<Var>,
-    tape_fields: &mut HashSet<(Var, usize)>,
+    live: &mut FastSet<Var>,
+    tape_fields: &mut FastSet<(Var, usize)>,
 ) -> bool {
-    let is = |v: &Var, live: &HashSet<Var>| live.contains(v);
+    let is = |v: &Var, live: &FastSet<Var>| live.contains(v);
     match stmt {
         Stmt::Let { var, expr } | Stmt::DeclMut { var, expr } => {
             if is(var, live) {
@@ -907,8 +906,8 @@ fn mark_stmt(
 
 fn sweep_block(
     block: &mut Block,
-    live: &HashSet<Var>,
-    tape_fields: &HashSet<(Var, usize)>,
+    live: &FastSet<Var>,
+    tape_fields: &FastSet<(Var, usize)>,
 ) -> bool {
     let is = |v: &Var| live.contains(v);
     let len = block.stmts.len();
