@@ -962,9 +962,7 @@ fn plan_block<'a>(
 ) {
     let mut direct: HashMap<Var, usize> = HashMap::new();
     for stmt in &block.stmts {
-        for v in stmt.reads() {
-            *direct.entry(v).or_default() += 1;
-        }
+        stmt.for_each_read(|v| *direct.entry(v).or_default() += 1);
     }
     for y in &block.yields {
         if let Some(v) = y.as_var() {
@@ -997,7 +995,11 @@ fn plan_block<'a>(
                 let read_next = block
                     .stmts
                     .get(i + 1)
-                    .is_some_and(|next| next.reads().contains(var));
+                    .is_some_and(|next| {
+                        let mut reads = false;
+                        next.for_each_read(|v| reads |= v == *var);
+                        reads
+                    });
                 // A recomputed copy of a temporary is a temporary too.
                 let mut origin = &func.info(*var).origin;
                 while let Origin::Export(of) = origin {
@@ -1008,7 +1010,8 @@ fn plan_block<'a>(
                     Origin::Local | Origin::Adjoint(_) => named_ok.contains(var),
                     _ => false,
                 };
-                let reads_mutable = expr.vars().iter().any(|v| mutable.contains(v));
+                let mut reads_mutable = false;
+                expr.for_each_var(|v| reads_mutable |= mutable.contains(&v));
                 if once && foldable && (!reads_mutable || read_next) {
                     inline.insert(*var, expr);
                 }

@@ -404,25 +404,6 @@ pub enum Expr {
 }
 
 impl Expr {
-    /// The operands, in order.
-    pub fn operands(&self) -> Vec<&Operand> {
-        match self {
-            Expr::Use(a) | Expr::Unary(_, a) => vec![a],
-            Expr::Binary(_, a, b) => vec![a, b],
-            Expr::Prim { args, .. }
-            | Expr::Call { args, .. }
-            | Expr::DiffCall { args, .. }
-            | Expr::GradCall { args, .. } => args.iter().collect(),
-            Expr::Cast { operand, .. } => vec![operand],
-            Expr::ArgGrad { .. } => vec![],
-            Expr::Method { receiver, args, .. } => std::iter::once(receiver).chain(args).collect(),
-            Expr::Field { base, .. } => vec![base],
-            Expr::Index { index, .. } => index.iter().collect(),
-            Expr::Len(_) => vec![],
-            Expr::Matches { operand, .. } | Expr::Ref(operand) => vec![operand],
-        }
-    }
-
     pub fn operands_mut(&mut self) -> Vec<&mut Operand> {
         match self {
             Expr::Use(a) | Expr::Unary(_, a) => vec![a],
@@ -445,17 +426,43 @@ impl Expr {
 
     /// Variables read, including the gradient struct of [`Expr::ArgGrad`].
     pub fn vars(&self) -> Vec<Var> {
-        let mut vars: Vec<Var> = self
-            .operands()
-            .into_iter()
-            .filter_map(Operand::as_var)
-            .collect();
-        match self {
-            Expr::ArgGrad { grad, .. } => vars.push(*grad),
-            Expr::Index { array, .. } | Expr::Len(array) => vars.push(*array),
-            _ => {}
-        }
+        let mut vars = vec![];
+        self.for_each_var(|v| vars.push(v));
         vars
+    }
+
+    /// [`Expr::vars`] without collecting them (the passes' hot loops).
+    pub fn for_each_var(&self, mut f: impl FnMut(Var)) {
+        let mut operand = |o: &Operand| {
+            if let Operand::Var(v) = o {
+                f(*v);
+            }
+        };
+        match self {
+            Expr::Use(a) | Expr::Unary(_, a) => operand(a),
+            Expr::Binary(_, a, b) => {
+                operand(a);
+                operand(b);
+            }
+            Expr::Prim { args, .. }
+            | Expr::Call { args, .. }
+            | Expr::DiffCall { args, .. }
+            | Expr::GradCall { args, .. } => args.iter().for_each(operand),
+            Expr::Cast { operand: a, .. }
+            | Expr::Field { base: a, .. }
+            | Expr::Matches { operand: a, .. }
+            | Expr::Ref(a) => operand(a),
+            Expr::ArgGrad { grad, .. } => f(*grad),
+            Expr::Method { receiver, args, .. } => {
+                operand(receiver);
+                args.iter().for_each(operand);
+            }
+            Expr::Index { array, index } => {
+                index.iter().for_each(operand);
+                f(*array);
+            }
+            Expr::Len(array) => f(*array),
+        }
     }
 
     /// Rename variables read by this expression.
@@ -782,54 +789,66 @@ impl Stmt {
 
     /// Variables this statement reads directly (not in nested blocks).
     pub fn reads(&self) -> Vec<Var> {
-        let ops = |ops: Vec<&Operand>| -> Vec<Var> {
-            ops.into_iter().filter_map(Operand::as_var).collect()
-        };
+        let mut vars = vec![];
+        self.for_each_read(|v| vars.push(v));
+        vars
+    }
+
+    /// [`Stmt::reads`] without collecting them (the passes' hot loops).
+    pub fn for_each_read(&self, mut f: impl FnMut(Var)) {
         match self {
             Stmt::Let { expr, .. }
             | Stmt::LetTuple { expr, .. }
             | Stmt::DeclMut { expr, .. }
-            | Stmt::Assign { expr, .. } => expr.vars(),
+            | Stmt::Assign { expr, .. } => expr.for_each_var(f),
             Stmt::Accum { var, expr } => {
-                let mut vars = expr.vars();
-                vars.push(*var);
-                vars
+                expr.for_each_var(&mut f);
+                f(*var);
             }
             Stmt::AccumIndex {
                 target,
                 index,
                 expr,
             } => {
-                let mut vars = expr.vars();
-                vars.extend(ops(index.iter().collect()));
+                expr.for_each_var(&mut f);
+                index.iter().filter_map(Operand::as_var).for_each(&mut f);
                 if let Target::Var(v) = target {
-                    vars.push(*v);
+                    f(*v);
                 }
-                vars
             }
-            Stmt::AccumGrad { value, .. } => value.as_var().into_iter().collect(),
-            Stmt::If { cond, .. } => cond.as_var().into_iter().collect(),
-            Stmt::Loop(l) => ops(l.header_operands()),
-            Stmt::LetArray { init, .. } => match init {
-                ArrayInit::Repeat { fill, .. } => ops(vec![fill]),
-                ArrayInit::List(items) => ops(items.iter().collect()),
-            },
+            Stmt::AccumGrad { value: o, .. }
+            | Stmt::If { cond: o, .. }
+            | Stmt::LetArray {
+                init: ArrayInit::Repeat { fill: o, .. },
+                ..
+            } => o.as_var().into_iter().for_each(f),
+            Stmt::Loop(l) => l
+                .header_operands()
+                .into_iter()
+                .filter_map(Operand::as_var)
+                .for_each(f),
+            Stmt::LetArray {
+                init: ArrayInit::List(items),
+                ..
+            } => items.iter().filter_map(Operand::as_var).for_each(f),
             Stmt::Store {
                 array,
                 index,
                 value,
             } => {
-                let mut vars = ops(index.iter().chain(std::iter::once(value)).collect());
-                vars.push(*array);
-                vars
+                index
+                    .iter()
+                    .chain([value])
+                    .filter_map(Operand::as_var)
+                    .for_each(&mut f);
+                f(*array);
             }
-            Stmt::TapeNew { .. } | Stmt::PrepareGrad { .. } => vec![],
+            Stmt::TapeNew { .. } | Stmt::PrepareGrad { .. } => {}
             Stmt::Push { tape, values } => {
-                let mut vars = ops(values.iter().collect());
-                vars.push(*tape);
-                vars
+                values.iter().filter_map(Operand::as_var).for_each(&mut f);
+                f(*tape);
             }
-            Stmt::Pop { tape, .. } => vec![*tape],
+            Stmt::Pop { tape, .. } => f(*tape),
         }
     }
 
@@ -858,7 +877,7 @@ impl Stmt {
 /// blocks included), with multiplicity.
 pub fn reads_in_block(block: &Block, out: &mut Vec<Var>) {
     for stmt in &block.stmts {
-        out.extend(stmt.reads());
+        stmt.for_each_read(|v| out.push(v));
         for b in stmt.blocks() {
             reads_in_block(b, out);
         }

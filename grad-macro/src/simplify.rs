@@ -354,7 +354,8 @@ fn cse_block(block: &mut Block, seen: &mut FastMap<CseKey, Var>, stored: &FastSe
     let mut changed = false;
     for stmt in &mut block.stmts {
         if let Stmt::Let { var, expr } = stmt {
-            let reads_mutable = expr.vars().iter().any(|v| mutable.contains(v));
+            let mut reads_mutable = false;
+            expr.for_each_var(|v| reads_mutable |= mutable.contains(&v));
             let loads_storage = matches!(expr, Expr::Index { array, .. } if stored.contains(array));
             if reads_mutable || loads_storage || matches!(expr, Expr::Use(_)) {
                 continue;
@@ -641,7 +642,8 @@ impl Mentions {
             if let Some(var) = is_zero_decl(stmt) {
                 self.declared.insert(var, (depth, serial));
             }
-            for v in stmt.reads().into_iter().chain(stmt.defines()) {
+            stmt.for_each_read(|v| self.mention(v));
+            for v in stmt.defines() {
                 self.mention(v);
             }
             for b in stmt.blocks() {
@@ -789,21 +791,27 @@ fn mark_stmt(
     match stmt {
         Stmt::Let { var, expr } | Stmt::DeclMut { var, expr } => {
             if is(var, live) {
-                live.extend(expr.vars());
+                expr.for_each_var(|v| {
+                    live.insert(v);
+                });
                 return true;
             }
             false
         }
         Stmt::Accum { var, expr } | Stmt::Assign { var, expr } => {
             if is(var, live) {
-                live.extend(expr.vars());
+                expr.for_each_var(|v| {
+                    live.insert(v);
+                });
                 return true;
             }
             false
         }
         Stmt::LetTuple { vars, expr } => {
             if vars.iter().any(|v| is(v, live)) {
-                live.extend(expr.vars());
+                expr.for_each_var(|v| {
+                    live.insert(v);
+                });
                 return true;
             }
             false
@@ -823,14 +831,18 @@ fn mark_stmt(
                 Target::Var(v) => is(v, live),
             };
             if root {
-                live.extend(expr.vars());
+                expr.for_each_var(|v| {
+                    live.insert(v);
+                });
                 add_operands(index, live);
             }
             root
         }
         Stmt::LetArray { var, .. } | Stmt::Store { array: var, .. } => {
             if is(var, live) {
-                live.extend(stmt.reads());
+                stmt.for_each_read(|v| {
+                    live.insert(v);
+                });
                 return true;
             }
             false
