@@ -5,37 +5,35 @@
 //! that uses them, so the output reads like hand-written code under
 //! `cargo expand`.
 
-use std::collections::{HashMap, HashSet};
-
 use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
 
 use crate::ir::{
-    ArrayInit, BinOp, Block, CallForm, Expr, FloatConst, Func, Loop, LoopKind, Operand, Origin,
-    RangeSpec, Stmt, Target, Ty, UnOp, Var,
+    ArrayInit, BinOp, Block, CallForm, Expr, FastMap, FastSet, FloatConst, Func, Loop, LoopKind,
+    Operand, Origin, RangeSpec, Stmt, Target, Ty, UnOp, Var,
 };
 
 // ------------------------------------------------------------------ names
 
 /// Picks identifiers that differ from every identifier in the user's function.
 pub struct Namer {
-    reserved: HashSet<String>,
-    taken: HashSet<String>,
+    reserved: FastSet<String>,
+    taken: FastSet<String>,
     /// Names even parameters must not have in generated code.
-    forbidden: HashSet<String>,
-    next_number: HashMap<String, usize>,
+    forbidden: FastSet<String>,
+    next_number: FastMap<String, usize>,
 }
 
 impl Namer {
     /// Reserves every identifier that occurs in `tokens`.
     pub fn new(tokens: TokenStream) -> Self {
-        let mut reserved = HashSet::new();
+        let mut reserved = FastSet::default();
         collect_idents(tokens, &mut reserved);
         Namer {
             reserved,
-            taken: HashSet::new(),
-            forbidden: HashSet::new(),
-            next_number: HashMap::new(),
+            taken: FastSet::default(),
+            forbidden: FastSet::default(),
+            next_number: FastMap::default(),
         }
     }
 
@@ -81,7 +79,7 @@ impl Namer {
     }
 }
 
-fn collect_idents(tokens: TokenStream, out: &mut HashSet<String>) {
+fn collect_idents(tokens: TokenStream, out: &mut FastSet<String>) {
     for tt in tokens {
         match tt {
             TokenTree::Ident(i) => {
@@ -253,18 +251,18 @@ pub struct Emitter<'a> {
     pub krate: &'a TokenStream,
     pub names: Vec<Ident>,
     /// Temporaries folded into their single use.
-    inline: HashMap<Var, &'a Expr>,
-    live: HashMap<Var, usize>,
+    inline: FastMap<Var, &'a Expr>,
+    live: FastMap<Var, usize>,
     /// The name of the `&mut FGrad` parameter, for `AccumGrad`.
     pub grad_param: Option<Ident>,
     /// The float type of unsuffixed literals that must carry a suffix.
     pub default_float: Ty,
     /// Arrays written after their `let` (declared `mut`).
-    mutated: HashSet<Var>,
+    mutated: FastSet<Var>,
     /// Loop-carried updates written as compound assignments: the next value's
     /// variable, and the phi it updates (`s += x[i];` for `let s_2 = s + x[i];`
     /// followed by `s = s_2;` at the end of the body).
-    compound: HashMap<Var, Var>,
+    compound: FastMap<Var, Var>,
 }
 
 impl<'a> Emitter<'a> {
@@ -276,7 +274,7 @@ impl<'a> Emitter<'a> {
     ) -> Self {
         // Only variables that appear get names, so that the user's name goes
         // to the first variable that is emitted with it.
-        let mut appears = HashSet::new();
+        let mut appears = FastSet::default();
         let mut reads = vec![];
         crate::ir::reads_in_block(&func.body, &mut reads);
         appears.extend(reads);
@@ -352,12 +350,12 @@ impl<'a> Emitter<'a> {
             func,
             krate,
             names,
-            inline: HashMap::new(),
-            live: HashMap::new(),
+            inline: FastMap::default(),
+            live: FastMap::default(),
             grad_param: None,
             default_float,
-            mutated: HashSet::new(),
-            compound: HashMap::new(),
+            mutated: FastSet::default(),
+            compound: FastMap::default(),
         };
         crate::ir::walk_stmts(&func.body, &mut |s| match s {
             Stmt::Store { array, .. } => {
@@ -434,7 +432,7 @@ impl<'a> Emitter<'a> {
             Stmt::Loop(l) => mutable.extend(l.carried.iter().map(|c| c.phi)),
             _ => {}
         });
-        let mut inline = HashMap::new();
+        let mut inline = FastMap::default();
         plan_block(
             self.func,
             &self.func.body,
@@ -956,11 +954,11 @@ impl<'a> Emitter<'a> {
 fn plan_block<'a>(
     func: &Func,
     block: &'a Block,
-    live: &HashMap<Var, usize>,
-    mutable: &HashSet<Var>,
-    inline: &mut HashMap<Var, &'a Expr>,
+    live: &FastMap<Var, usize>,
+    mutable: &FastSet<Var>,
+    inline: &mut FastMap<Var, &'a Expr>,
 ) {
-    let mut direct: HashMap<Var, usize> = HashMap::new();
+    let mut direct: FastMap<Var, usize> = FastMap::default();
     for stmt in &block.stmts {
         stmt.for_each_read(|v| *direct.entry(v).or_default() += 1);
     }
@@ -972,7 +970,7 @@ fn plan_block<'a>(
     // Where a single use lands decides whether a named value may disappear
     // into it: a block's tail (`let y = …; y`, which clippy flags) or a
     // gradient field (`grad.w += __d_z * x`) reads better without the name.
-    let mut named_ok: HashSet<Var> = block.yields.iter().filter_map(Operand::as_var).collect();
+    let mut named_ok: FastSet<Var> = block.yields.iter().filter_map(Operand::as_var).collect();
     if block.yields.len() != 1 {
         named_ok.clear();
     }
