@@ -12,6 +12,8 @@
 //! otherwise be multiplied in from an unrelated term.
 
 
+use std::collections::hash_map::Entry;
+
 use crate::ir::{
     substitute_block, walk_stmts, BinOp, Block, CallForm, Expr, FastMap, FastSet, FloatConst, Func,
     Operand, Stmt, Target, Ty, UnOp, Var,
@@ -32,7 +34,7 @@ fn run_passes(func: &mut Func) {
         let mut changed = fold_block(&mut func.body, &strong);
         changed |= propagate_copies(func);
         let stored = stored_arrays(&func.body);
-        changed |= cse_block(&mut func.body, &mut FastMap::default(), &stored);
+        changed |= cse_block(&mut func.body, &mut FastMap::default(), &stored, None);
         changed |= propagate_copies(func);
         changed |= forward_accumulator_copies(&mut func.body);
         changed |= drop_self_stores(&mut func.body);
@@ -345,12 +347,17 @@ fn stored_arrays(block: &Block) -> FastSet<Var> {
 /// an enclosing block is visible in nested blocks (loop bodies included),
 /// not the other way round.
 ///
-/// `seen` holds what the enclosing blocks and this one computed; the entries
-/// a block adds are taken out again when it ends (rather than each nested
-/// block working on a copy of the table).
-fn cse_block(block: &mut Block, seen: &mut FastMap<CseKey, Var>, stored: &FastSet<Var>) -> bool {
+/// `seen` holds what the enclosing blocks and this one computed. The keys a
+/// nested block adds go to `added`, for the caller to take out of the table
+/// when that block ends (rather than each nested block working on a copy of
+/// the table); the function's body passes `None`.
+fn cse_block(
+    block: &mut Block,
+    seen: &mut FastMap<CseKey, Var>,
+    stored: &FastSet<Var>,
+    mut added: Option<&mut Vec<CseKey>>,
+) -> bool {
     let mutable = mutable_vars(block);
-    let mut added = vec![];
     let mut changed = false;
     for stmt in &mut block.stmts {
         if let Stmt::Let { var, expr } = stmt {
@@ -360,25 +367,27 @@ fn cse_block(block: &mut Block, seen: &mut FastMap<CseKey, Var>, stored: &FastSe
             if reads_mutable || loads_storage || matches!(expr, Expr::Use(_)) {
                 continue;
             }
-            let key = CseKey::of(expr);
-            match seen.get(&key) {
-                Some(&earlier) => {
-                    *expr = Expr::Use(Operand::Var(earlier));
+            match seen.entry(CseKey::of(expr)) {
+                Entry::Occupied(earlier) => {
+                    *expr = Expr::Use(Operand::Var(*earlier.get()));
                     changed = true;
                 }
-                None => {
-                    seen.insert(key.clone(), *var);
-                    added.push(key);
+                Entry::Vacant(entry) => {
+                    if let Some(added) = added.as_deref_mut() {
+                        added.push(entry.key().clone());
+                    }
+                    entry.insert(*var);
                 }
             }
             continue;
         }
         for b in stmt.blocks_mut() {
-            changed |= cse_block(b, seen, stored);
+            let mut inner = vec![];
+            changed |= cse_block(b, seen, stored, Some(&mut inner));
+            for key in inner {
+                seen.remove(&key);
+            }
         }
-    }
-    for key in added {
-        seen.remove(&key);
     }
     changed
 }
