@@ -159,7 +159,10 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
 
     let frames = vec![Frame::of_block(&item.block, Tail::Value, false)];
     let mut body = Block::default();
-    body.yields = lowerer.lower_path(&mut body, frames, item.block.span(), &Term::Function);
+    // The braces' span, which is what `Spanned::span` gives for a block
+    // after printing all of it to tokens.
+    let body_span = item.block.brace_token.span.join();
+    body.yields = lowerer.lower_path(&mut body, frames, body_span, &Term::Function);
     lowerer.func.body = body;
     Some((lowerer.func, Signature { ret }))
 }
@@ -1451,6 +1454,8 @@ impl<'s> Lowerer<'_> {
             syn::Expr::Loop(l) => (&l.label, &l.body),
             _ => return,
         };
+        // What `body.span()` gives, without printing the body to tokens.
+        let body_span = body.brace_token.span.join();
         if let Some(label) = label {
             self.cx.error_spanned_by(
                 label,
@@ -1550,7 +1555,7 @@ impl<'s> Lowerer<'_> {
                     let cond = self.lower_cond(&mut body_block, &w.cond);
                     let exit = self.loop_exit(false, &term);
                     let mut then_block = Block::default();
-                    let then_yields = self.lower_path(&mut then_block, frames, body.span(), &term);
+                    let then_yields = self.lower_path(&mut then_block, frames, body_span, &term);
                     then_block.yields = then_yields;
                     let else_block = Block {
                         stmts: vec![],
@@ -1583,7 +1588,7 @@ impl<'s> Lowerer<'_> {
                     });
                     values
                 }
-                _ => self.lower_path(&mut body_block, frames, body.span(), &term),
+                _ => self.lower_path(&mut body_block, frames, body_span, &term),
             };
             let mut changed = false;
             for (j, next) in yields.iter().skip(1).enumerate() {
