@@ -842,17 +842,17 @@ impl<'a> Emitter<'a> {
                     .zip(&else_block.yields)
                     .map(|(a, b)| matches!((a, b), (Operand::Float(_), Operand::Float(_))))
                     .collect();
-                let then_tokens = self.block_typed(then_block, &untyped);
-                let else_tokens = self.block_typed(else_block, &untyped);
+                let then_tokens = braced(self.block_typed(then_block, &untyped));
+                let else_tokens = braced(self.block_typed(else_block, &untyped));
                 let if_expr = if outs.is_empty() && then_block.stmts.is_empty() {
                     let negated = wrap(self.operand(cond), P_UNARY);
-                    quote!(if !#negated { #else_tokens })
+                    quote!(if !#negated #else_tokens)
                 } else if outs.is_empty() && else_block.stmts.is_empty() {
                     let c = self.operand_at(cond, 0);
-                    quote!(if #c { #then_tokens })
+                    quote!(if #c #then_tokens)
                 } else {
                     let c = self.operand_at(cond, 0);
-                    quote!(if #c { #then_tokens } else { #else_tokens })
+                    quote!(if #c #then_tokens else #else_tokens)
                 };
                 match outs.as_slice() {
                     [] => if_expr,
@@ -904,7 +904,7 @@ impl<'a> Emitter<'a> {
             tail.push(quote!(if !#keep { break; }));
         }
         let stmts = l.body.stmts.iter().map(|s| self.stmt(s));
-        let body = quote!(#(#head)* #(#stmts)* #(#tail)*);
+        let body = braced(concat(head.into_iter().chain(stmts).chain(tail)));
         let header = match &l.kind {
             LoopKind::For { var, range } => {
                 let var = self.name(*var);
@@ -917,7 +917,7 @@ impl<'a> Emitter<'a> {
                 quote!(for _ in 0..#n)
             }
         };
-        quote!(#(#before)* #header { #body })
+        quote!(#(#before)* #header #body)
     }
 
     /// The statements of `block` followed by its yields (as a tuple if several).
@@ -944,8 +944,22 @@ impl<'a> Emitter<'a> {
                 quote!((#(#items),*))
             }
         };
-        quote!(#(#stmts)* #yields)
+        concat(stmts.chain([yields]))
     }
+}
+
+/// The streams one after the other. Each is moved in: interpolated by
+/// `quote!`, a stream is copied token by token (with proc-macro2's own
+/// streams), and every level of nesting copied the code inside it again.
+fn concat(streams: impl IntoIterator<Item = TokenStream>) -> TokenStream {
+    let mut out = TokenStream::new();
+    out.extend(streams);
+    out
+}
+
+/// `{ tokens }`, as one token to interpolate (see [`concat`]).
+fn braced(tokens: TokenStream) -> proc_macro2::Group {
+    proc_macro2::Group::new(proc_macro2::Delimiter::Brace, tokens)
 }
 
 /// Chooses the temporaries to fold into their use: read exactly once, by a
