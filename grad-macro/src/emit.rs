@@ -527,7 +527,7 @@ impl<'a> Emitter<'a> {
                     wrap(left, left_min)
                 };
                 let r = self.operand_at(b, right_min);
-                let symbol: TokenStream = op.symbol().parse().unwrap_or_default();
+                let symbol = punct(op.symbol());
                 let mut tokens = l;
                 tokens.extend(symbol);
                 tokens.extend(r);
@@ -683,8 +683,7 @@ impl<'a> Emitter<'a> {
             Stmt::Let { var, expr } => {
                 if let (Some(phi), Expr::Binary(op, _, rhs)) = (self.compound.get(var), expr) {
                     let phi = self.name(*phi);
-                    let symbol: TokenStream =
-                        format!("{}=", op.symbol()).parse().unwrap_or_default();
+                    let symbol = punct(&format!("{}=", op.symbol()));
                     let rhs = self.operand_at(rhs, 0);
                     return quote!(#phi #symbol #rhs;);
                 }
@@ -760,8 +759,7 @@ impl<'a> Emitter<'a> {
                         && matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div)
                     {
                         let index = self.indices(index);
-                        let symbol: TokenStream =
-                            format!("{}=", op.symbol()).parse().unwrap_or_default();
+                        let symbol = punct(&format!("{}=", op.symbol()));
                         let rhs = self.operand_at(rhs, 0);
                         return quote!(#a #index #symbol #rhs;);
                     }
@@ -955,6 +953,24 @@ fn concat(streams: impl IntoIterator<Item = TokenStream>) -> TokenStream {
     let mut out = TokenStream::new();
     out.extend(streams);
     out
+}
+
+/// An operator (`+`, `<=`, `*=`) as the lexer gives it: one punctuation
+/// token per character, joint to the next (without running the lexer).
+fn punct(symbol: &str) -> TokenStream {
+    let n = symbol.chars().count();
+    symbol
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let spacing = if i + 1 < n {
+                proc_macro2::Spacing::Joint
+            } else {
+                proc_macro2::Spacing::Alone
+            };
+            TokenTree::Punct(proc_macro2::Punct::new(c, spacing))
+        })
+        .collect()
 }
 
 /// `{ tokens }`, as one token to interpolate (see [`concat`]).
