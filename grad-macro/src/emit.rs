@@ -1020,14 +1020,11 @@ fn plan_block<'a>(
                 let once = live.get(var) == Some(&1) && direct.get(var) == Some(&1);
                 // An accumulator read by the very next statement cannot change
                 // in between.
-                let read_next = block
-                    .stmts
-                    .get(i + 1)
-                    .is_some_and(|next| {
-                        let mut reads = false;
-                        next.for_each_read(|v| reads |= v == *var);
-                        reads
-                    });
+                let read_next = block.stmts.get(i + 1).is_some_and(|next| {
+                    let mut reads = false;
+                    next.for_each_read(|v| reads |= v == *var);
+                    reads
+                });
                 // A recomputed copy of a temporary is a temporary too.
                 let mut origin = &func.info(*var).origin;
                 while let Origin::Export(of) = origin {

@@ -2035,7 +2035,10 @@ impl<'s> Lowerer<'_> {
             joined.insert(key, (original, now, original));
         }
         for (key, original, now) in else_rebound {
-            joined.entry(key).or_insert((original, original, original)).2 = now;
+            joined
+                .entry(key)
+                .or_insert((original, original, original))
+                .2 = now;
         }
         for ((depth, name), (original, t, e)) in joined {
             if t == original && e == original {

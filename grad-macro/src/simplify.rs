@@ -11,7 +11,6 @@
 //! turns a finite derivative into NaN; it can only remove a NaN that would
 //! otherwise be multiplied in from an unrelated term.
 
-
 use std::collections::hash_map::Entry;
 
 use crate::ir::{
@@ -28,6 +27,9 @@ pub fn simplify(func: &mut Func) {
     }
 }
 
+/// Runs the passes until a round changes nothing. Each pass reports
+/// whether it changed the body (comparing the printed body before and after
+/// a round cost more than most passes).
 fn run_passes(func: &mut Func) {
     for _ in 0..16 {
         let strong = strong_zero_vars(func);
