@@ -5,25 +5,23 @@
 //! that uses them, so the output reads like hand-written code under
 //! `cargo expand`.
 
-use std::collections::{HashMap, HashSet};
-
 use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
 
 use crate::ir::{
-    ArrayInit, BinOp, Block, CallForm, Expr, FloatConst, Func, Loop, LoopKind, Operand, Origin,
-    RangeSpec, Stmt, Target, Ty, UnOp, Var,
+    ArrayInit, BinOp, Block, CallForm, Expr, FastMap, FastSet, FloatConst, Func, Loop, LoopKind,
+    Operand, Origin, RangeSpec, Stmt, Target, Ty, UnOp, Var,
 };
 
 // ------------------------------------------------------------------ names
 
 /// Picks identifiers that differ from every identifier in the user's function.
 pub struct Namer {
-    reserved: HashSet<String>,
-    taken: HashSet<String>,
+    reserved: FastSet<String>,
+    taken: FastSet<String>,
     /// Names even parameters must not have in generated code.
-    forbidden: HashSet<String>,
-    next_number: HashMap<String, usize>,
+    forbidden: FastSet<String>,
+    next_number: FastMap<String, usize>,
     /// The prefix of a parameter's tangent: `d` (`f_jvp`'s `dw`) or `v`
     /// (`f_hvp`'s direction `vw`).
     pub tangent_prefix: &'static str,
@@ -32,13 +30,13 @@ pub struct Namer {
 impl Namer {
     /// Reserves every identifier that occurs in `tokens`.
     pub fn new(tokens: TokenStream) -> Self {
-        let mut reserved = HashSet::new();
+        let mut reserved = FastSet::default();
         collect_idents(tokens, &mut reserved);
         Namer {
             reserved,
-            taken: HashSet::new(),
-            forbidden: HashSet::new(),
-            next_number: HashMap::new(),
+            taken: FastSet::default(),
+            forbidden: FastSet::default(),
+            next_number: FastMap::default(),
             tangent_prefix: "d",
         }
     }
@@ -85,7 +83,7 @@ impl Namer {
     }
 }
 
-fn collect_idents(tokens: TokenStream, out: &mut HashSet<String>) {
+fn collect_idents(tokens: TokenStream, out: &mut FastSet<String>) {
     for tt in tokens {
         match tt {
             TokenTree::Ident(i) => {
@@ -257,8 +255,8 @@ pub struct Emitter<'a> {
     pub krate: &'a TokenStream,
     pub names: Vec<Ident>,
     /// Temporaries folded into their single use.
-    inline: HashMap<Var, &'a Expr>,
-    live: HashMap<Var, usize>,
+    inline: FastMap<Var, &'a Expr>,
+    live: FastMap<Var, usize>,
     /// The name of the `&mut FGrad` parameter, for `AccumGrad`.
     pub grad_param: Option<Ident>,
     /// The name of the gradient's tangent in `f_hvp`, for `AccumGrad` with `dot`.
@@ -266,11 +264,11 @@ pub struct Emitter<'a> {
     /// The float type of unsuffixed literals that must carry a suffix.
     pub default_float: Ty,
     /// Arrays written after their `let` (declared `mut`).
-    mutated: HashSet<Var>,
+    mutated: FastSet<Var>,
     /// Loop-carried updates written as compound assignments: the next value's
     /// variable, and the phi it updates (`s += x[i];` for `let s_2 = s + x[i];`
     /// followed by `s = s_2;` at the end of the body).
-    compound: HashMap<Var, Var>,
+    compound: FastMap<Var, Var>,
 }
 
 impl<'a> Emitter<'a> {
@@ -282,7 +280,7 @@ impl<'a> Emitter<'a> {
     ) -> Self {
         // Only variables that appear get names, so that the user's name goes
         // to the first variable that is emitted with it.
-        let mut appears = HashSet::new();
+        let mut appears = FastSet::default();
         let mut reads = vec![];
         crate::ir::reads_in_block(&func.body, &mut reads);
         appears.extend(reads);
@@ -373,13 +371,13 @@ impl<'a> Emitter<'a> {
             func,
             krate,
             names,
-            inline: HashMap::new(),
-            live: HashMap::new(),
+            inline: FastMap::default(),
+            live: FastMap::default(),
             grad_param: None,
             grad_dot_param: None,
             default_float,
-            mutated: HashSet::new(),
-            compound: HashMap::new(),
+            mutated: FastSet::default(),
+            compound: FastMap::default(),
         };
         crate::ir::walk_stmts(&func.body, &mut |s| match s {
             Stmt::Store { array, .. } => {
@@ -456,7 +454,7 @@ impl<'a> Emitter<'a> {
             Stmt::Loop(l) => mutable.extend(l.carried.iter().map(|c| c.phi)),
             _ => {}
         });
-        let mut inline = HashMap::new();
+        let mut inline = FastMap::default();
         plan_block(
             self.func,
             &self.func.body,
@@ -551,7 +549,7 @@ impl<'a> Emitter<'a> {
                     wrap(left, left_min)
                 };
                 let r = self.operand_at(b, right_min);
-                let symbol: TokenStream = op.symbol().parse().unwrap_or_default();
+                let symbol = punct(op.symbol());
                 let mut tokens = l;
                 tokens.extend(symbol);
                 tokens.extend(r);
@@ -713,8 +711,7 @@ impl<'a> Emitter<'a> {
             Stmt::Let { var, expr } => {
                 if let (Some(phi), Expr::Binary(op, _, rhs)) = (self.compound.get(var), expr) {
                     let phi = self.name(*phi);
-                    let symbol: TokenStream =
-                        format!("{}=", op.symbol()).parse().unwrap_or_default();
+                    let symbol = punct(&format!("{}=", op.symbol()));
                     let rhs = self.operand_at(rhs, 0);
                     return quote!(#phi #symbol #rhs;);
                 }
@@ -798,8 +795,7 @@ impl<'a> Emitter<'a> {
                         && matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div)
                     {
                         let index = self.indices(index);
-                        let symbol: TokenStream =
-                            format!("{}=", op.symbol()).parse().unwrap_or_default();
+                        let symbol = punct(&format!("{}=", op.symbol()));
                         let rhs = self.operand_at(rhs, 0);
                         return quote!(#a #index #symbol #rhs;);
                     }
@@ -881,17 +877,17 @@ impl<'a> Emitter<'a> {
                     .zip(&else_block.yields)
                     .map(|(a, b)| matches!((a, b), (Operand::Float(_), Operand::Float(_))))
                     .collect();
-                let then_tokens = self.block_typed(then_block, &untyped);
-                let else_tokens = self.block_typed(else_block, &untyped);
+                let then_tokens = braced(self.block_typed(then_block, &untyped));
+                let else_tokens = braced(self.block_typed(else_block, &untyped));
                 let if_expr = if outs.is_empty() && then_block.stmts.is_empty() {
                     let negated = wrap(self.operand(cond), P_UNARY);
-                    quote!(if !#negated { #else_tokens })
+                    quote!(if !#negated #else_tokens)
                 } else if outs.is_empty() && else_block.stmts.is_empty() {
                     let c = self.operand_at(cond, 0);
-                    quote!(if #c { #then_tokens })
+                    quote!(if #c #then_tokens)
                 } else {
                     let c = self.operand_at(cond, 0);
-                    quote!(if #c { #then_tokens } else { #else_tokens })
+                    quote!(if #c #then_tokens else #else_tokens)
                 };
                 match outs.as_slice() {
                     [] => if_expr,
@@ -943,7 +939,7 @@ impl<'a> Emitter<'a> {
             tail.push(quote!(if !#keep { break; }));
         }
         let stmts = l.body.stmts.iter().map(|s| self.stmt(s));
-        let body = quote!(#(#head)* #(#stmts)* #(#tail)*);
+        let body = braced(concat(head.into_iter().chain(stmts).chain(tail)));
         let header = match &l.kind {
             LoopKind::For { var, range } => {
                 let var = self.name(*var);
@@ -956,7 +952,7 @@ impl<'a> Emitter<'a> {
                 quote!(for _ in 0..#n)
             }
         };
-        quote!(#(#before)* #header { #body })
+        quote!(#(#before)* #header #body)
     }
 
     /// The statements of `block` followed by its yields (as a tuple if several).
@@ -983,8 +979,40 @@ impl<'a> Emitter<'a> {
                 quote!((#(#items),*))
             }
         };
-        quote!(#(#stmts)* #yields)
+        concat(stmts.chain([yields]))
     }
+}
+
+/// The streams one after the other. Each is moved in: interpolated by
+/// `quote!`, a stream is copied token by token (with proc-macro2's own
+/// streams), and every level of nesting copied the code inside it again.
+fn concat(streams: impl IntoIterator<Item = TokenStream>) -> TokenStream {
+    let mut out = TokenStream::new();
+    out.extend(streams);
+    out
+}
+
+/// An operator (`+`, `<=`, `*=`) as the lexer gives it: one punctuation
+/// token per character, joint to the next (without running the lexer).
+fn punct(symbol: &str) -> TokenStream {
+    let n = symbol.chars().count();
+    symbol
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let spacing = if i + 1 < n {
+                proc_macro2::Spacing::Joint
+            } else {
+                proc_macro2::Spacing::Alone
+            };
+            TokenTree::Punct(proc_macro2::Punct::new(c, spacing))
+        })
+        .collect()
+}
+
+/// `{ tokens }`, as one token to interpolate (see [`concat`]).
+fn braced(tokens: TokenStream) -> proc_macro2::Group {
+    proc_macro2::Group::new(proc_macro2::Delimiter::Brace, tokens)
 }
 
 /// Chooses the temporaries to fold into their use: read exactly once, by a
@@ -993,15 +1021,13 @@ impl<'a> Emitter<'a> {
 fn plan_block<'a>(
     func: &Func,
     block: &'a Block,
-    live: &HashMap<Var, usize>,
-    mutable: &HashSet<Var>,
-    inline: &mut HashMap<Var, &'a Expr>,
+    live: &FastMap<Var, usize>,
+    mutable: &FastSet<Var>,
+    inline: &mut FastMap<Var, &'a Expr>,
 ) {
-    let mut direct: HashMap<Var, usize> = HashMap::new();
+    let mut direct: FastMap<Var, usize> = FastMap::default();
     for stmt in &block.stmts {
-        for v in stmt.reads() {
-            *direct.entry(v).or_default() += 1;
-        }
+        stmt.for_each_read(|v| *direct.entry(v).or_default() += 1);
     }
     for y in &block.yields {
         if let Some(v) = y.as_var() {
@@ -1011,7 +1037,7 @@ fn plan_block<'a>(
     // Where a single use lands decides whether a named value may disappear
     // into it: a block's tail (`let y = …; y`, which clippy flags) or a
     // gradient field (`grad.w += __d_z * x`) reads better without the name.
-    let mut named_ok: HashSet<Var> = block.yields.iter().filter_map(Operand::as_var).collect();
+    let mut named_ok: FastSet<Var> = block.yields.iter().filter_map(Operand::as_var).collect();
     if block.yields.len() != 1 {
         named_ok.clear();
     }
@@ -1031,10 +1057,11 @@ fn plan_block<'a>(
                 let once = live.get(var) == Some(&1) && direct.get(var) == Some(&1);
                 // An accumulator read by the very next statement cannot change
                 // in between.
-                let read_next = block
-                    .stmts
-                    .get(i + 1)
-                    .is_some_and(|next| next.reads().contains(var));
+                let read_next = block.stmts.get(i + 1).is_some_and(|next| {
+                    let mut reads = false;
+                    next.for_each_read(|v| reads |= v == *var);
+                    reads
+                });
                 // A recomputed copy of a temporary is a temporary too.
                 let mut origin = &func.info(*var).origin;
                 while let Origin::Export(of) = origin {
@@ -1045,7 +1072,8 @@ fn plan_block<'a>(
                     Origin::Local | Origin::Adjoint(_) => named_ok.contains(var),
                     _ => false,
                 };
-                let reads_mutable = expr.vars().iter().any(|v| mutable.contains(v));
+                let mut reads_mutable = false;
+                expr.for_each_var(|v| reads_mutable |= mutable.contains(&v));
                 if once && foldable && (!reads_mutable || read_next) {
                     inline.insert(*var, expr);
                 }

@@ -94,10 +94,10 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     // The body's `use` items, for the paths they bring into scope; a
     // companion may not need each of them.
     let uses = &backward.uses;
-    let body = quote! {
-        #(#[allow(unused_imports)] #uses)*
-        #body
-    };
+    let mut body_with_uses = quote!(#(#[allow(unused_imports)] #uses)*);
+    // Moved in, not interpolated: `#body` would copy every token.
+    body_with_uses.extend(body);
+    let body = body_with_uses;
     let param_names = backward
         .params
         .iter()

@@ -602,7 +602,13 @@ fn internal(what: &str) -> Error {
 
 /// The float type of an expression's result, for temporaries.
 fn expr_ty(func: &Func, expr: &Expr) -> Ty {
-    let tys = expr.operands().into_iter().map(|o| func.operand_ty(o));
+    let operands: Vec<&Operand> = match expr {
+        Expr::Use(a) | Expr::Unary(_, a) => vec![a],
+        Expr::Binary(_, a, b) => vec![a, b],
+        Expr::Prim { args, .. } => args.iter().collect(),
+        _ => vec![],
+    };
+    let tys = operands.into_iter().map(|o| func.operand_ty(o));
     match expr {
         Expr::Index { array, .. } => func
             .info(*array)

@@ -14,11 +14,76 @@
 //! and [`Stmt::Accum`]).
 
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 
 use crate::rules::Rule;
+
+/// The tables of the passes, keyed by variables and small structural keys,
+/// hashed with FxHash (the hash of rustc's own tables) rather than the
+/// std default, SipHash, whose resistance to keys chosen to collide is of no
+/// use on the user's own function and costs several times more per key.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<FxHasher>>;
+
+/// See [`FastMap`].
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(i.into());
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.add(i.into());
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(i.into());
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // The table takes its bucket from the low bits, which the multiply
+        // leaves depending on the low bits of the key alone.
+        self.hash.rotate_left(26)
+    }
+}
 
 /// A single-assignment variable, an index into [`Func::vars`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -197,13 +262,13 @@ impl Operand {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum UnOp {
     Neg,
     Not,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum BinOp {
     Add,
     Sub,
@@ -254,7 +319,7 @@ impl BinOp {
 }
 
 /// How a primitive was written, which is how it is emitted again.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum CallForm {
     /// `x.sin()` or `f64::sin(x)`: a method of the float type.
     Method,
@@ -341,25 +406,6 @@ pub enum Expr {
 }
 
 impl Expr {
-    /// The operands, in order.
-    pub fn operands(&self) -> Vec<&Operand> {
-        match self {
-            Expr::Use(a) | Expr::Unary(_, a) => vec![a],
-            Expr::Binary(_, a, b) => vec![a, b],
-            Expr::Prim { args, .. }
-            | Expr::Call { args, .. }
-            | Expr::DiffCall { args, .. }
-            | Expr::GradCall { args, .. } => args.iter().collect(),
-            Expr::Cast { operand, .. } => vec![operand],
-            Expr::ArgGrad { .. } => vec![],
-            Expr::Method { receiver, args, .. } => std::iter::once(receiver).chain(args).collect(),
-            Expr::Field { base, .. } => vec![base],
-            Expr::Index { index, .. } => index.iter().collect(),
-            Expr::Len(_) => vec![],
-            Expr::Matches { operand, .. } | Expr::Ref(operand) => vec![operand],
-        }
-    }
-
     pub fn operands_mut(&mut self) -> Vec<&mut Operand> {
         match self {
             Expr::Use(a) | Expr::Unary(_, a) => vec![a],
@@ -382,17 +428,43 @@ impl Expr {
 
     /// Variables read, including the gradient struct of [`Expr::ArgGrad`].
     pub fn vars(&self) -> Vec<Var> {
-        let mut vars: Vec<Var> = self
-            .operands()
-            .into_iter()
-            .filter_map(Operand::as_var)
-            .collect();
-        match self {
-            Expr::ArgGrad { grad, .. } => vars.push(*grad),
-            Expr::Index { array, .. } | Expr::Len(array) => vars.push(*array),
-            _ => {}
-        }
+        let mut vars = vec![];
+        self.for_each_var(|v| vars.push(v));
         vars
+    }
+
+    /// [`Expr::vars`] without collecting them (the passes' hot loops).
+    pub fn for_each_var(&self, mut f: impl FnMut(Var)) {
+        let mut operand = |o: &Operand| {
+            if let Operand::Var(v) = o {
+                f(*v);
+            }
+        };
+        match self {
+            Expr::Use(a) | Expr::Unary(_, a) => operand(a),
+            Expr::Binary(_, a, b) => {
+                operand(a);
+                operand(b);
+            }
+            Expr::Prim { args, .. }
+            | Expr::Call { args, .. }
+            | Expr::DiffCall { args, .. }
+            | Expr::GradCall { args, .. } => args.iter().for_each(operand),
+            Expr::Cast { operand: a, .. }
+            | Expr::Field { base: a, .. }
+            | Expr::Matches { operand: a, .. }
+            | Expr::Ref(a) => operand(a),
+            Expr::ArgGrad { grad, .. } => f(*grad),
+            Expr::Method { receiver, args, .. } => {
+                operand(receiver);
+                args.iter().for_each(operand);
+            }
+            Expr::Index { array, index } => {
+                index.iter().for_each(operand);
+                f(*array);
+            }
+            Expr::Len(array) => f(*array),
+        }
     }
 
     /// Rename variables read by this expression.
@@ -728,54 +800,66 @@ impl Stmt {
 
     /// Variables this statement reads directly (not in nested blocks).
     pub fn reads(&self) -> Vec<Var> {
-        let ops = |ops: Vec<&Operand>| -> Vec<Var> {
-            ops.into_iter().filter_map(Operand::as_var).collect()
-        };
+        let mut vars = vec![];
+        self.for_each_read(|v| vars.push(v));
+        vars
+    }
+
+    /// [`Stmt::reads`] without collecting them (the passes' hot loops).
+    pub fn for_each_read(&self, mut f: impl FnMut(Var)) {
         match self {
             Stmt::Let { expr, .. }
             | Stmt::LetTuple { expr, .. }
             | Stmt::DeclMut { expr, .. }
-            | Stmt::Assign { expr, .. } => expr.vars(),
+            | Stmt::Assign { expr, .. } => expr.for_each_var(f),
             Stmt::Accum { var, expr } => {
-                let mut vars = expr.vars();
-                vars.push(*var);
-                vars
+                expr.for_each_var(&mut f);
+                f(*var);
             }
             Stmt::AccumIndex {
                 target,
                 index,
                 expr,
             } => {
-                let mut vars = expr.vars();
-                vars.extend(ops(index.iter().collect()));
+                expr.for_each_var(&mut f);
+                index.iter().filter_map(Operand::as_var).for_each(&mut f);
                 if let Target::Var(v) = target {
-                    vars.push(*v);
+                    f(*v);
                 }
-                vars
             }
-            Stmt::AccumGrad { value, .. } => value.as_var().into_iter().collect(),
-            Stmt::If { cond, .. } => cond.as_var().into_iter().collect(),
-            Stmt::Loop(l) => ops(l.header_operands()),
-            Stmt::LetArray { init, .. } => match init {
-                ArrayInit::Repeat { fill, .. } => ops(vec![fill]),
-                ArrayInit::List(items) => ops(items.iter().collect()),
-            },
+            Stmt::AccumGrad { value: o, .. }
+            | Stmt::If { cond: o, .. }
+            | Stmt::LetArray {
+                init: ArrayInit::Repeat { fill: o, .. },
+                ..
+            } => o.as_var().into_iter().for_each(f),
+            Stmt::Loop(l) => l
+                .header_operands()
+                .into_iter()
+                .filter_map(Operand::as_var)
+                .for_each(f),
+            Stmt::LetArray {
+                init: ArrayInit::List(items),
+                ..
+            } => items.iter().filter_map(Operand::as_var).for_each(f),
             Stmt::Store {
                 array,
                 index,
                 value,
             } => {
-                let mut vars = ops(index.iter().chain(std::iter::once(value)).collect());
-                vars.push(*array);
-                vars
+                index
+                    .iter()
+                    .chain([value])
+                    .filter_map(Operand::as_var)
+                    .for_each(&mut f);
+                f(*array);
             }
-            Stmt::TapeNew { .. } | Stmt::PrepareGrad { .. } => vec![],
+            Stmt::TapeNew { .. } | Stmt::PrepareGrad { .. } => {}
             Stmt::Push { tape, values } => {
-                let mut vars = ops(values.iter().collect());
-                vars.push(*tape);
-                vars
+                values.iter().filter_map(Operand::as_var).for_each(&mut f);
+                f(*tape);
             }
-            Stmt::Pop { tape, .. } => vec![*tape],
+            Stmt::Pop { tape, .. } => f(*tape),
         }
     }
 
@@ -804,7 +888,7 @@ impl Stmt {
 /// blocks included), with multiplicity.
 pub fn reads_in_block(block: &Block, out: &mut Vec<Var>) {
     for stmt in &block.stmts {
-        out.extend(stmt.reads());
+        stmt.for_each_read(|v| out.push(v));
         for b in stmt.blocks() {
             reads_in_block(b, out);
         }
@@ -815,6 +899,18 @@ pub fn reads_in_block(block: &Block, out: &mut Vec<Var>) {
 /// Replaces every read of a variable for which `f` answers, in `block` and
 /// the blocks nested in it.
 pub fn substitute_block(block: &mut Block, f: &dyn Fn(Var) -> Option<Operand>) {
+    for stmt in &mut block.stmts {
+        substitute_stmt(stmt, f);
+    }
+    for y in &mut block.yields {
+        if let Some(new) = y.as_var().and_then(f) {
+            *y = new;
+        }
+    }
+}
+
+/// [`substitute_block`] for one statement and the blocks nested in it.
+pub fn substitute_stmt(stmt: &mut Stmt, f: &dyn Fn(Var) -> Option<Operand>) {
     let operand = |o: &mut Operand| {
         if let Some(new) = o.as_var().and_then(f) {
             *o = new;
@@ -825,44 +921,39 @@ pub fn substitute_block(block: &mut Block, f: &dyn Fn(Var) -> Option<Operand>) {
             *v = new;
         }
     };
-    for stmt in &mut block.stmts {
-        if let Some(expr) = stmt.expr_mut() {
-            expr.map_vars(&mut |v| f(v).unwrap_or(Operand::Var(v)));
-        }
-        for o in stmt.operands_mut() {
-            operand(o);
-        }
-        // Arrays, accumulators and tapes are named, not passed as operands.
-        match stmt {
-            Stmt::Store { array, .. } => rename(array),
-            Stmt::AccumIndex {
-                target: Target::Var(v),
-                ..
-            } => rename(v),
-            Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => rename(var),
-            Stmt::Push { tape, .. } | Stmt::Pop { tape, .. } => rename(tape),
-            // The forward values a reverse loop's copies stand for follow
-            // the forward loop's variables when those are renamed.
-            Stmt::Loop(l) => {
-                if let Some(r) = &mut l.reverse_of {
-                    r.copies.retain_mut(|(_, orig)| match f(*orig) {
-                        Some(Operand::Var(new)) => {
-                            *orig = new;
-                            true
-                        }
-                        Some(_) => false,
-                        None => true,
-                    });
-                }
-            }
-            _ => {}
-        }
-        for b in stmt.blocks_mut() {
-            substitute_block(b, f);
-        }
+    if let Some(expr) = stmt.expr_mut() {
+        expr.map_vars(&mut |v| f(v).unwrap_or(Operand::Var(v)));
     }
-    for y in &mut block.yields {
-        operand(y);
+    for o in stmt.operands_mut() {
+        operand(o);
+    }
+    // Arrays, accumulators and tapes are named, not passed as operands.
+    match stmt {
+        Stmt::Store { array, .. } => rename(array),
+        Stmt::AccumIndex {
+            target: Target::Var(v),
+            ..
+        } => rename(v),
+        Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => rename(var),
+        Stmt::Push { tape, .. } | Stmt::Pop { tape, .. } => rename(tape),
+        // The forward values a reverse loop's copies stand for follow
+        // the forward loop's variables when those are renamed.
+        Stmt::Loop(l) => {
+            if let Some(r) = &mut l.reverse_of {
+                r.copies.retain_mut(|(_, orig)| match f(*orig) {
+                    Some(Operand::Var(new)) => {
+                        *orig = new;
+                        true
+                    }
+                    Some(_) => false,
+                    None => true,
+                });
+            }
+        }
+        _ => {}
+    }
+    for b in stmt.blocks_mut() {
+        substitute_block(b, f);
     }
 }
 

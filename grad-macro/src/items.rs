@@ -311,13 +311,14 @@ impl Companions<'_> {
                 (quote!(#(#names: #types,)* #grad_param: &mut #strukt), body)
             }
         };
+        // The body goes in as one token, a group, rather than token by token
+        // (a copy of the whole body with proc-macro2's own token streams).
+        let body = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, body);
         quote! {
             #[doc = #doc]
             #[inline]
             #[allow(dead_code, clippy::too_many_arguments, unused_variables)]
-            #vis fn #name #generics(#params) -> #ret {
-                #body
-            }
+            #vis fn #name #generics(#params) -> #ret #body
         }
     }
 }

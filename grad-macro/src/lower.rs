@@ -145,7 +145,7 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
             derivative_vars_from: None,
             uses: vec![],
         },
-        scopes: vec![BTreeMap::new()],
+        scopes: Scopes::new(),
         default_float: ret,
         krate: args.krate.clone(),
         ref_elements: Default::default(),
@@ -159,7 +159,10 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
 
     let frames = vec![Frame::of_block(&item.block, Tail::Value, false)];
     let mut body = Block::default();
-    body.yields = lowerer.lower_path(&mut body, frames, item.block.span(), &Term::Function);
+    // The braces' span, which is what `Spanned::span` gives for a block
+    // after printing all of it to tokens.
+    let body_span = item.block.brace_token.span.join();
+    body.yields = lowerer.lower_path(&mut body, frames, body_span, &Term::Function);
     lowerer.func.body = body;
     Some((lowerer.func, Signature { ret }))
 }
@@ -432,10 +435,149 @@ fn expr_falls_through(e: &syn::Expr) -> bool {
 
 type Scope = BTreeMap<String, Var>;
 
+mod scopes {
+    use super::Scope;
+    use crate::ir::Var;
+
+    /// The names in scope, innermost scope last. Every change is journaled:
+    /// lowering a branch and then going back to the scopes before it costs
+    /// what the branch changed, where copying every scope per `if` made a
+    /// function with many branches quadratic.
+    pub struct Scopes {
+        stack: Vec<Scope>,
+        journal: Vec<Change>,
+    }
+
+    enum Change {
+        /// `name` in the scope at `depth` was bound; what it was bound to before.
+        Bind {
+            depth: usize,
+            name: String,
+            previous: Option<Var>,
+        },
+        Push,
+        /// The innermost scope was left (kept to be restored).
+        Pop(Scope),
+    }
+
+    /// A point of the journal to go back to ([`Scopes::undo`]).
+    #[derive(Clone, Copy)]
+    pub struct Mark(usize);
+
+    impl Scopes {
+        /// The function's scope, for its parameters.
+        pub fn new() -> Self {
+            Scopes {
+                stack: vec![Scope::new()],
+                journal: vec![],
+            }
+        }
+
+        pub fn len(&self) -> usize {
+            self.stack.len()
+        }
+
+        pub fn get(&self, depth: usize, name: &str) -> Option<Var> {
+            self.stack.get(depth)?.get(name).copied()
+        }
+
+        /// The innermost binding of `name`, and the depth of its scope.
+        pub fn lookup(&self, name: &str) -> Option<(usize, Var)> {
+            self.stack
+                .iter()
+                .enumerate()
+                .rev()
+                .find_map(|(depth, scope)| scope.get(name).map(|v| (depth, *v)))
+        }
+
+        pub fn push(&mut self) {
+            self.stack.push(Scope::new());
+            self.journal.push(Change::Push);
+        }
+
+        pub fn pop(&mut self) {
+            if let Some(scope) = self.stack.pop() {
+                self.journal.push(Change::Pop(scope));
+            }
+        }
+
+        /// Binds `name` in the scope at `depth`, if there is one.
+        pub fn bind(&mut self, depth: usize, name: String, var: Var) {
+            if let Some(scope) = self.stack.get_mut(depth) {
+                let previous = scope.insert(name.clone(), var);
+                self.journal.push(Change::Bind {
+                    depth,
+                    name,
+                    previous,
+                });
+            }
+        }
+
+        pub fn bind_innermost(&mut self, name: String, var: Var) {
+            self.bind(self.stack.len().saturating_sub(1), name, var);
+        }
+
+        pub fn mark(&self) -> Mark {
+            Mark(self.journal.len())
+        }
+
+        /// Back to the scopes as they were at `mark`.
+        pub fn undo(&mut self, mark: Mark) {
+            while self.journal.len() > mark.0 {
+                match self.journal.pop() {
+                    Some(Change::Bind {
+                        depth,
+                        name,
+                        previous,
+                    }) => {
+                        let scope = &mut self.stack[depth];
+                        match previous {
+                            Some(v) => scope.insert(name, v),
+                            None => scope.remove(&name),
+                        };
+                    }
+                    Some(Change::Push) => {
+                        self.stack.pop();
+                    }
+                    Some(Change::Pop(scope)) => self.stack.push(scope),
+                    None => {}
+                }
+            }
+        }
+
+        /// The names of the scopes below `depth` that were bound at `mark`
+        /// and have been bound again since, each with its binding at `mark`,
+        /// by depth and then by name. The scopes below `depth` must all have
+        /// been there the whole time.
+        pub fn rebound_since(&self, mark: Mark, depth: usize) -> Vec<((usize, String), Var)> {
+            let mut rebound = std::collections::BTreeMap::new();
+            for change in &self.journal[mark.0..] {
+                if let Change::Bind {
+                    depth: d,
+                    name,
+                    previous,
+                } = change
+                {
+                    if *d < depth {
+                        // The first binding since the mark knows the one at it.
+                        rebound.entry((*d, name.clone())).or_insert(*previous);
+                    }
+                }
+            }
+            rebound
+                .into_iter()
+                .filter_map(|(key, before)| Some((key, before?)))
+                .collect()
+        }
+    }
+}
+
+use scopes::Scopes;
+
 struct Lowerer<'a> {
     cx: &'a Ctxt,
     func: Func,
-    scopes: Vec<Scope>,
+    scopes: Scopes,
     /// The float type of an unsuffixed literal with no other context.
     default_float: Ty,
     krate: Option<syn::Path>,
@@ -518,7 +660,7 @@ impl<'s> Lowerer<'_> {
             if ty.is_float() || float_array {
                 float_params.push(self.func.params.len());
             }
-            self.scopes[0].insert(ident.to_string(), var);
+            self.scopes.bind(0, ident.to_string(), var);
             self.func.params.push(Param {
                 var,
                 ident,
@@ -592,9 +734,8 @@ impl<'s> Lowerer<'_> {
             for name in carried {
                 let value = self
                     .scopes
-                    .get(*depth)
-                    .and_then(|scope| scope.get(name))
-                    .map_or(Operand::float(0.0), |v| Operand::Var(*v));
+                    .get(*depth, name)
+                    .map_or(Operand::float(0.0), Operand::Var);
                 yields.push(value);
             }
         }
@@ -729,7 +870,7 @@ impl<'s> Lowerer<'_> {
                         return self.lower_terminating_if(block, ei, frames, tail, body_span, term);
                     }
                     syn::Expr::Block(b) if b.label.is_none() => {
-                        self.scopes.push(Scope::new());
+                        self.scopes.push();
                         frames.push(Frame::of_block(&b.block, tail, true));
                         continue;
                     }
@@ -768,21 +909,21 @@ impl<'s> Lowerer<'_> {
         term: &Term,
     ) -> Vec<Operand> {
         let cond = self.lower_cond(block, &ei.cond);
-        let saved = self.scopes.clone();
+        let saved = self.scopes.mark();
 
         let mut then_frames = frames.clone();
         then_frames.push(Frame::of_block(&ei.then_branch, tail, true));
-        self.scopes.push(Scope::new());
+        self.scopes.push();
         let mut then_block = Block::default();
         let then_values = self.lower_path(&mut then_block, then_frames, body_span, term);
-        self.scopes = saved.clone();
+        self.scopes.undo(saved);
 
         let mut else_frames = frames;
         match &ei.else_branch {
             None => {}
             Some((_, e)) => match &**e {
                 syn::Expr::Block(b) => {
-                    self.scopes.push(Scope::new());
+                    self.scopes.push();
                     else_frames.push(Frame::of_block(&b.block, tail, true));
                 }
                 other => else_frames.push(Frame {
@@ -795,7 +936,7 @@ impl<'s> Lowerer<'_> {
         }
         let mut else_block = Block::default();
         let else_values = self.lower_path(&mut else_block, else_frames, body_span, term);
-        self.scopes = saved;
+        self.scopes.undo(saved);
 
         let names = yield_names(term);
         let mut outs = vec![];
@@ -864,9 +1005,8 @@ impl<'s> Lowerer<'_> {
             .iter()
             .map(|(name, depth)| {
                 self.scopes
-                    .get(*depth)
-                    .and_then(|scope| scope.get(name))
-                    .map_or(Operand::float(0.0), |v| Operand::Var(*v))
+                    .get(*depth, name)
+                    .map_or(Operand::float(0.0), Operand::Var)
             })
             .collect()
     }
@@ -903,19 +1043,19 @@ impl<'s> Lowerer<'_> {
         };
         let (base_values, assigned_values) = rest.split_at(rest.len() - assigned.len());
         for ((name, depth), value) in assigned.iter().zip(assigned_values) {
-            if let (Some(scope), Some(var)) = (self.scopes.get_mut(*depth), value.as_var()) {
-                scope.insert(name.clone(), var);
+            if let Some(var) = value.as_var() {
+                self.scopes.bind(*depth, name.clone(), var);
             }
         }
 
-        let saved = self.scopes.clone();
+        let saved = self.scopes.mark();
         let then_block = Block {
             stmts: vec![],
             yields: self.leave(term, base_values.to_vec()),
         };
         let mut else_block = Block::default();
         else_block.yields = self.lower_path(&mut else_block, frames, body_span, term);
-        self.scopes = saved;
+        self.scopes.undo(saved);
 
         let mut outs = vec![];
         for ((t, e), name) in then_block
@@ -963,11 +1103,7 @@ impl<'s> Lowerer<'_> {
     }
 
     fn lookup(&self, name: &str) -> Option<(usize, Var)> {
-        self.scopes
-            .iter()
-            .enumerate()
-            .rev()
-            .find_map(|(depth, scope)| scope.get(name).map(|v| (depth, *v)))
+        self.scopes.lookup(name)
     }
 
     /// Gives `value` the user's name `name`: a fresh temporary is renamed in
@@ -1032,9 +1168,7 @@ impl<'s> Lowerer<'_> {
             // Bind the name anyway, so that later assignments to it do not
             // report errors of their own.
             let var = self.bind(block, ident, Operand::float(0.0), declared);
-            if let Some(scope) = self.scopes.last_mut() {
-                scope.insert(ident.to_string(), var);
-            }
+            self.scopes.bind_innermost(ident.to_string(), var);
             return;
         };
         if let Some((else_token, _)) = &init.diverge {
@@ -1068,9 +1202,7 @@ impl<'s> Lowerer<'_> {
         }
         let value = self.lower_expr(block, &init.expr);
         let var = self.bind(block, ident, value, declared);
-        if let Some(scope) = self.scopes.last_mut() {
-            scope.insert(ident.to_string(), var);
-        }
+        self.scopes.bind_innermost(ident.to_string(), var);
     }
 
     /// `match s { p1 => a, p2 if g => b, _ => c }` as
@@ -1236,9 +1368,7 @@ impl<'s> Lowerer<'_> {
             }),
         });
         block.stmts.push(Stmt::LetArray { var, init });
-        if let Some(scope) = self.scopes.last_mut() {
-            scope.insert(ident.to_string(), var);
-        }
+        self.scopes.bind_innermost(ident.to_string(), var);
     }
 
     /// The array variable `e` names, if it names one.
@@ -1324,6 +1454,8 @@ impl<'s> Lowerer<'_> {
             syn::Expr::Loop(l) => (&l.label, &l.body),
             _ => return,
         };
+        // What `body.span()` gives, without printing the body to tokens.
+        let body_span = body.brace_token.span.join();
         if let Some(label) = label {
             self.cx.error_spanned_by(
                 label,
@@ -1359,7 +1491,7 @@ impl<'s> Lowerer<'_> {
             })
             .filter(|(_, _, var)| self.func.info(*var).ty != Ty::Array)
             .collect();
-        let saved = self.scopes.clone();
+        let saved = self.scopes.mark();
         // Which carried variables are differentiated: those whose value
         // before the loop is, and those a pass through the body makes so
         // (then the body is lowered again, knowing it).
@@ -1369,24 +1501,21 @@ impl<'s> Lowerer<'_> {
             .collect();
         let error_mark = self.cx.mark();
         let (carried, body_block, kind) = loop {
-            self.scopes = saved.clone();
-            let mut loop_scope = Scope::new();
+            self.scopes.undo(saved);
+            self.scopes.push();
             let mut carried = vec![];
             for ((name, _, init), &active) in carried_names.iter().zip(&phi_active) {
                 let info = self.func.info(*init).clone();
                 let phi = self.new_var(name, info.ty, Origin::Local, active, info.span);
-                loop_scope.insert(name.clone(), phi);
+                self.scopes.bind_innermost(name.clone(), phi);
                 carried.push((Operand::Var(*init), phi));
             }
-            self.scopes.push(loop_scope);
 
             let mut body_block = Block::default();
             let mut kind = LoopKind::Loop;
             if let Some((range, var)) = kind_header.clone() {
-                if let Some(scope) = self.scopes.last_mut() {
-                    if let Some(name) = &index_name {
-                        scope.insert(name.to_string(), var);
-                    }
+                if let Some(name) = &index_name {
+                    self.scopes.bind_innermost(name.to_string(), var);
                 }
                 for (name, array, by_ref) in &element_of {
                     let info = self.func.info(*array);
@@ -1409,9 +1538,7 @@ impl<'s> Lowerer<'_> {
                         let info = self.func.info_mut(v);
                         info.origin = Origin::Local;
                         info.name = name.to_string();
-                        if let Some(scope) = self.scopes.last_mut() {
-                            scope.insert(name.to_string(), v);
-                        }
+                        self.scopes.bind_innermost(name.to_string(), v);
                     }
                 }
                 kind = LoopKind::For { var, range };
@@ -1422,13 +1549,13 @@ impl<'s> Lowerer<'_> {
                 depth: self.scopes.len() - 1,
             };
             let frames = vec![Frame::of_block(body, Tail::Discard, true)];
-            self.scopes.push(Scope::new());
+            self.scopes.push();
             let yields = match e {
                 syn::Expr::While(w) => {
                     let cond = self.lower_cond(&mut body_block, &w.cond);
                     let exit = self.loop_exit(false, &term);
                     let mut then_block = Block::default();
-                    let then_yields = self.lower_path(&mut then_block, frames, body.span(), &term);
+                    let then_yields = self.lower_path(&mut then_block, frames, body_span, &term);
                     then_block.yields = then_yields;
                     let else_block = Block {
                         stmts: vec![],
@@ -1461,7 +1588,7 @@ impl<'s> Lowerer<'_> {
                     });
                     values
                 }
-                _ => self.lower_path(&mut body_block, frames, body.span(), &term),
+                _ => self.lower_path(&mut body_block, frames, body_span, &term),
             };
             let mut changed = false;
             for (j, next) in yields.iter().skip(1).enumerate() {
@@ -1477,13 +1604,13 @@ impl<'s> Lowerer<'_> {
             }
             self.cx.truncate(error_mark);
         };
-        self.scopes = saved;
+        self.scopes.undo(saved);
 
         let mut carried_ir = vec![];
         for ((name, depth, _), (init, phi)) in carried_names.iter().zip(carried) {
             let info = self.func.info(phi).clone();
             let out = self.new_var(name, info.ty, Origin::Local, info.active, info.span);
-            self.scopes[*depth].insert(name.clone(), out);
+            self.scopes.bind(*depth, name.clone(), out);
             carried_ir.push(Carried { init, phi, out });
         }
         block.stmts.push(Stmt::Loop(Box::new(Loop {
@@ -1797,7 +1924,7 @@ impl<'s> Lowerer<'_> {
             return;
         };
         let var = self.bind(block, ident, value, None);
-        self.scopes[depth].insert(ident.to_string(), var);
+        self.scopes.bind(depth, ident.to_string(), var);
     }
 
     /// Lowers a `{ ... }` block in a scope of its own; returns its value.
@@ -1807,7 +1934,7 @@ impl<'s> Lowerer<'_> {
         b: &syn::Block,
         want_value: bool,
     ) -> Option<Operand> {
-        self.scopes.push(Scope::new());
+        self.scopes.push();
         let mut value = None;
         for (i, stmt) in b.stmts.iter().enumerate() {
             let is_last = i + 1 == b.stmts.len();
@@ -1847,11 +1974,25 @@ impl<'s> Lowerer<'_> {
         want_value: bool,
     ) -> Option<Operand> {
         let cond = self.lower_cond(block, &ei.cond);
-        let before = self.scopes.clone();
+        let before = self.scopes.mark();
+        let depth = self.scopes.len();
+        // What a branch rebinds of the enclosing scopes: (depth, name),
+        // the binding before the `if` and the one at the end of the branch.
+        let rebound = |scopes: &Scopes| -> Vec<((usize, String), Var, Var)> {
+            scopes
+                .rebound_since(before, depth)
+                .into_iter()
+                .map(|((d, name), original)| {
+                    let now = scopes.get(d, &name).unwrap_or(original);
+                    ((d, name), original, now)
+                })
+                .collect()
+        };
 
         let mut then_block = Block::default();
         let then_value = self.lower_scoped_block(&mut then_block, &ei.then_branch, want_value);
-        let then_scopes = std::mem::replace(&mut self.scopes, before.clone());
+        let then_rebound = rebound(&self.scopes);
+        self.scopes.undo(before);
 
         let mut else_block = Block::default();
         let else_value = match ei.else_branch.as_ref().map(|(_, e)| &**e) {
@@ -1862,7 +2003,8 @@ impl<'s> Lowerer<'_> {
             Some(syn::Expr::If(inner)) => self.lower_if(&mut else_block, inner, want_value),
             Some(other) => Some(self.lower_expr(&mut else_block, other)),
         };
-        let else_scopes = std::mem::replace(&mut self.scopes, before.clone());
+        let else_rebound = rebound(&self.scopes);
+        self.scopes.undo(before);
 
         let mut outs = vec![];
         let mut value = None;
@@ -1885,22 +2027,31 @@ impl<'s> Lowerer<'_> {
                 }
             }
         }
-        for (depth, scope) in before.iter().enumerate() {
-            for (name, &original) in scope {
-                let t = then_scopes[depth].get(name).copied().unwrap_or(original);
-                let e = else_scopes[depth].get(name).copied().unwrap_or(original);
-                if t == original && e == original {
-                    continue;
-                }
-                let ty = Ty::join([self.func.info(t).ty, self.func.info(e).ty]);
-                let active = self.func.info(t).active || self.func.info(e).active;
-                let span = self.func.info(original).span;
-                let out = self.new_var(name, ty, Origin::Local, active, span);
-                then_block.yields.push(Operand::Var(t));
-                else_block.yields.push(Operand::Var(e));
-                outs.push(out);
-                self.scopes[depth].insert(name.clone(), out);
+        // (depth, name) -> the binding before the `if`, at the end of the
+        // then branch, at the end of the else branch; in the order of the
+        // scopes and then of the names.
+        let mut joined: BTreeMap<(usize, String), (Var, Var, Var)> = BTreeMap::new();
+        for (key, original, now) in then_rebound {
+            joined.insert(key, (original, now, original));
+        }
+        for (key, original, now) in else_rebound {
+            joined
+                .entry(key)
+                .or_insert((original, original, original))
+                .2 = now;
+        }
+        for ((depth, name), (original, t, e)) in joined {
+            if t == original && e == original {
+                continue;
             }
+            let ty = Ty::join([self.func.info(t).ty, self.func.info(e).ty]);
+            let active = self.func.info(t).active || self.func.info(e).active;
+            let span = self.func.info(original).span;
+            let out = self.new_var(&name, ty, Origin::Local, active, span);
+            then_block.yields.push(Operand::Var(t));
+            else_block.yields.push(Operand::Var(e));
+            outs.push(out);
+            self.scopes.bind(depth, name, out);
         }
         block.stmts.push(Stmt::If {
             cond,

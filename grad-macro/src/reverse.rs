@@ -51,6 +51,7 @@ pub fn reverse(primal: &Func) -> Result<(Func, Vec<(Var, Span)>), Error> {
     func.derivative_vars_from = Some(primal.vars.len() as u32);
     let mut pass = Reverse {
         sigmoid_into_bce: sigmoids_into_bce(primal),
+        every_path: vec![],
         func: &mut func,
         adjoints: HashMap::new(),
         tapes: vec![],
@@ -204,6 +205,9 @@ struct Reverse<'f> {
     /// `p = sigmoid(z)` whose only use is `bce(p, y)`: `p` -> `z` (see
     /// [`Reverse::bce_of_sigmoid`]).
     sigmoid_into_bce: HashMap<Var, Operand>,
+    /// Per block being reversed, innermost last: what its reverse code so
+    /// far adds to on every path (see [`Reverse::guarded`]).
+    every_path: Vec<EveryPath>,
     /// Every tape, declared at the start of the function.
     tapes: Vec<Var>,
     /// Recomputed nested reads of overwritten arrays (see `check_recomputed_reads`).
@@ -284,13 +288,22 @@ impl Reverse<'_> {
         }
         let mut forward_rev_order = vec![];
         let mut inner = ctx.clone();
+        self.every_path.push(EveryPath::default());
+        let mut result = Ok(());
         for stmt in block.stmts.iter().rev() {
-            let forward = self.stmt(stmt, &mut rev, &inner)?;
-            forward_rev_order.push(forward);
+            match self.stmt(stmt, &mut rev, &inner) {
+                Ok(forward) => forward_rev_order.push(forward),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
             inner
                 .stored_later
                 .extend(stores_in(std::slice::from_ref(stmt)));
         }
+        self.every_path.pop();
+        result?;
         forward_rev_order.reverse();
 
         // Declare the adjoints of this block's variables before any use.
@@ -845,7 +858,7 @@ impl Reverse<'_> {
     /// of the result, and a zero adjoint times an infinite partial (`sqrt`
     /// at 0, `ln` of a negative number) must not turn into NaN.
     fn guarded(&mut self, rev: &mut Vec<Stmt>, adjoint: Var, contrib: Vec<Stmt>) {
-        if contrib.is_empty() || contributes_on_every_path(rev, adjoint) {
+        if contrib.is_empty() || self.contributes_on_every_path(rev, adjoint) {
             rev.extend(contrib);
             return;
         }
@@ -870,6 +883,25 @@ impl Reverse<'_> {
             else_block: Block::default(),
             outs: vec![],
         });
+    }
+
+    /// Whether `rev`, the reverse code of the innermost block being reversed,
+    /// adds to `adjoint` whichever branches run. That code only grows while
+    /// its block is reversed, so each statement is looked at once, not once
+    /// per later contribution (which made long blocks quadratic).
+    fn contributes_on_every_path(&mut self, rev: &[Stmt], adjoint: Var) -> bool {
+        let Some(seen) = self.every_path.last_mut() else {
+            let mut all = HashSet::new();
+            add_every_path(rev, &mut all);
+            return all.contains(&adjoint);
+        };
+        if seen.scanned > rev.len() {
+            // Not the block's code after all: start again.
+            *seen = EveryPath::default();
+        }
+        add_every_path(&rev[seen.scanned..], &mut seen.adjoints);
+        seen.scanned = rev.len();
+        seen.adjoints.contains(&adjoint)
     }
 
     /// `bce(p, y)` with `p = sigmoid(z)` used nowhere else: the adjoint goes
@@ -1044,20 +1076,38 @@ fn sigmoids_into_bce(func: &Func) -> HashMap<Var, Operand> {
     sigmoids
 }
 
-/// Whether `stmts` add to `adjoint` whichever branches run.
-fn contributes_on_every_path(stmts: &[Stmt], adjoint: Var) -> bool {
-    stmts.iter().any(|s| match s {
-        Stmt::Accum { var, .. } => *var == adjoint,
-        Stmt::If {
-            then_block,
-            else_block,
-            ..
-        } => {
-            contributes_on_every_path(&then_block.stmts, adjoint)
-                && contributes_on_every_path(&else_block.stmts, adjoint)
+/// The adjoints a prefix of a block's reverse code adds to on every path,
+/// and how long that prefix is.
+#[derive(Default)]
+struct EveryPath {
+    scanned: usize,
+    adjoints: HashSet<Var>,
+}
+
+/// Adds to `out` the adjoints that `stmts` add to whichever branches run.
+fn add_every_path(stmts: &[Stmt], out: &mut HashSet<Var>) {
+    for s in stmts {
+        match s {
+            Stmt::Accum { var, .. } => {
+                out.insert(*var);
+            }
+            Stmt::If {
+                then_block,
+                else_block,
+                ..
+            } => {
+                let mut then = HashSet::new();
+                add_every_path(&then_block.stmts, &mut then);
+                if then.is_empty() {
+                    continue;
+                }
+                let mut otherwise = HashSet::new();
+                add_every_path(&else_block.stmts, &mut otherwise);
+                out.extend(then.intersection(&otherwise));
+            }
+            _ => {}
         }
-        _ => false,
-    })
+    }
 }
 
 /// A value of the variable's type that the branch not taken yields for it.

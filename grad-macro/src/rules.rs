@@ -318,6 +318,116 @@ pub fn is_runtime_fn(name: &str) -> bool {
     lookup(name, CallForm::Runtime).is_some()
 }
 
+/// A formula parsed once: plain data rather than a `syn::Expr`, so that it
+/// can be kept for the life of the process. Tokens a proc macro makes are
+/// handles valid only during the expansion that made them, and the rule
+/// table is read for every partial of every expansion; parsing the source
+/// text each time was most of the reverse pass's cost.
+#[derive(Debug)]
+enum Node {
+    Float(f64),
+    /// An integer literal, as written.
+    Int(String),
+    /// `LN_2` or `LN_10`: a path to the std constant of the operation's width.
+    StdConst(String),
+    /// A parameter of the row, or `out`.
+    Name(String),
+    Neg(Box<Node>),
+    Binary(BinOp, Box<Node>, Box<Node>),
+    /// `float(n)`: the first argument converted to the operation's float type.
+    ToFloat(Vec<Node>),
+    /// A call of another row.
+    Call(&'static Rule, Vec<Node>),
+}
+
+/// Every row's formulas, parsed on first use, in the order of [`RULES`].
+type Parsed = Vec<Vec<Option<Result<Node, String>>>>;
+
+fn parsed() -> &'static Parsed {
+    static PARSED: std::sync::OnceLock<Parsed> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| {
+        RULES
+            .iter()
+            .map(|rule| {
+                rule.partials
+                    .iter()
+                    .map(|p| p.map(|source| parse_formula(rule, source)))
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+fn parse_formula(rule: &Rule, source: &str) -> Result<Node, String> {
+    let parsed: syn::Expr = syn::parse_str(source)
+        .map_err(|e| format!("internal: formula `{source}` of `{}`: {e}", rule.name))?;
+    to_node(&parsed, rule)
+}
+
+fn to_node(e: &syn::Expr, rule: &Rule) -> Result<Node, String> {
+    let bad = || {
+        format!(
+            "internal: unsupported formula syntax in the rule of `{}`",
+            rule.name
+        )
+    };
+    match e {
+        syn::Expr::Paren(p) => to_node(&p.expr, rule),
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Float(f),
+            ..
+        }) => Ok(Node::Float(
+            f.base10_parse::<f64>().map_err(|e| e.to_string())?,
+        )),
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => Ok(Node::Int(i.to_string())),
+        syn::Expr::Path(p) => {
+            let ident = p.path.get_ident().ok_or_else(bad)?.to_string();
+            if ident == "LN_2" || ident == "LN_10" {
+                Ok(Node::StdConst(ident))
+            } else {
+                Ok(Node::Name(ident))
+            }
+        }
+        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
+            Ok(Node::Neg(Box::new(to_node(&u.expr, rule)?)))
+        }
+        syn::Expr::Binary(b) => {
+            let op = match b.op {
+                syn::BinOp::Add(_) => BinOp::Add,
+                syn::BinOp::Sub(_) => BinOp::Sub,
+                syn::BinOp::Mul(_) => BinOp::Mul,
+                syn::BinOp::Div(_) => BinOp::Div,
+                _ => return Err(bad()),
+            };
+            let l = to_node(&b.left, rule)?;
+            let r = to_node(&b.right, rule)?;
+            Ok(Node::Binary(op, Box::new(l), Box::new(r)))
+        }
+        syn::Expr::Call(c) => {
+            let syn::Expr::Path(p) = &*c.func else {
+                return Err(bad());
+            };
+            let name = p.path.get_ident().ok_or_else(bad)?.to_string();
+            let args = c
+                .args
+                .iter()
+                .map(|a| to_node(a, rule))
+                .collect::<Result<Vec<_>, _>>()?;
+            if name == "float" {
+                if args.is_empty() {
+                    return Err(bad());
+                }
+                return Ok(Node::ToFloat(args));
+            }
+            Ok(Node::Call(by_name(&name).ok_or_else(bad)?, args))
+        }
+        _ => Err(bad()),
+    }
+}
+
 /// Turns formulas into IR statements appended to a block of `func`.
 pub struct Formula<'a> {
     pub func: &'a mut Func,
@@ -339,10 +449,17 @@ impl Formula<'_> {
         let Some(source) = rule.partials.get(index).copied().flatten() else {
             return Ok(None);
         };
-        let parsed: syn::Expr = syn::parse_str(source)
-            .map_err(|e| format!("internal: formula `{source}` of `{}`: {e}", rule.name))?;
         let env = Env { rule, args, out };
-        self.lower(&parsed, &env).map(Some)
+        // A row outside the table (none today) is parsed on the spot.
+        let row = RULES.iter().position(|r| std::ptr::eq(r, rule));
+        match row.and_then(|row| parsed()[row][index].as_ref()) {
+            Some(Ok(node)) => self.lower(node, &env).map(Some),
+            Some(Err(e)) => Err(e.clone()),
+            None => {
+                let node = parse_formula(rule, source)?;
+                self.lower(&node, &env).map(Some)
+            }
+        }
     }
 
     fn emit(&mut self, expr: Expr, ty: Ty) -> Operand {
@@ -358,79 +475,66 @@ impl Formula<'_> {
         Operand::Var(var)
     }
 
-    fn lower(&mut self, e: &syn::Expr, env: &Env) -> Result<Operand, String> {
-        let bad = || {
-            format!(
-                "internal: unsupported formula syntax in the rule of `{}`",
-                env.rule.name
-            )
+    /// The operation's float type, as a type path.
+    fn width(&self) -> proc_macro2::Ident {
+        let name = match self.ty {
+            Ty::F32 => "f32",
+            _ => "f64",
         };
-        match e {
-            syn::Expr::Paren(p) => self.lower(&p.expr, env),
-            syn::Expr::Lit(syn::ExprLit {
-                lit: syn::Lit::Float(f),
-                ..
-            }) => {
-                let value = f.base10_parse::<f64>().map_err(|e| e.to_string())?;
-                Ok(Operand::Float(FloatConst { value, ty: self.ty }))
+        proc_macro2::Ident::new(name, proc_macro2::Span::call_site())
+    }
+
+    fn lower(&mut self, node: &Node, env: &Env) -> Result<Operand, String> {
+        match node {
+            Node::Float(value) => Ok(Operand::Float(FloatConst {
+                value: *value,
+                ty: self.ty,
+            })),
+            Node::Int(repr) => Ok(Operand::Lit(syn::Lit::Int(syn::LitInt::new(
+                repr,
+                proc_macro2::Span::call_site(),
+            )))),
+            Node::StdConst(ident) => {
+                // A path, not a literal: clippy rejects approximations of
+                // the std constants, and the width follows the operation.
+                let width = self.width();
+                let ident = proc_macro2::Ident::new(ident, proc_macro2::Span::call_site());
+                let path = syn::parse2(quote::quote!(::core::#width::consts::#ident))
+                    .map_err(|e| e.to_string())?;
+                Ok(Operand::Path(path))
             }
-            syn::Expr::Lit(syn::ExprLit {
-                lit: lit @ syn::Lit::Int(_),
-                ..
-            }) => Ok(Operand::Lit(lit.clone())),
-            syn::Expr::Path(p) => {
-                let ident = p.path.get_ident().ok_or_else(bad)?;
-                if ident == "LN_2" || ident == "LN_10" {
-                    // A path, not a literal: clippy rejects approximations of
-                    // the std constants, and the width follows the operation.
-                    let width = match self.ty {
-                        Ty::F32 => quote::quote!(f32),
-                        _ => quote::quote!(f64),
-                    };
-                    let path = syn::parse2(quote::quote!(::core::#width::consts::#ident))
-                        .map_err(|e| e.to_string())?;
-                    return Ok(Operand::Path(path));
-                }
-                env.lookup(&ident.to_string()).ok_or_else(bad)
-            }
-            syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
-                let a = self.lower(&u.expr, env)?;
+            Node::Name(name) => env.lookup(name).ok_or_else(|| {
+                format!(
+                    "internal: unsupported formula syntax in the rule of `{}`",
+                    env.rule.name
+                )
+            }),
+            Node::Neg(a) => {
+                let a = self.lower(a, env)?;
                 let ty = Ty::join([self.func.operand_ty(&a), self.ty]);
                 Ok(self.emit(Expr::Unary(UnOp::Neg, a), ty))
             }
-            syn::Expr::Binary(b) => {
-                let op = match b.op {
-                    syn::BinOp::Add(_) => BinOp::Add,
-                    syn::BinOp::Sub(_) => BinOp::Sub,
-                    syn::BinOp::Mul(_) => BinOp::Mul,
-                    syn::BinOp::Div(_) => BinOp::Div,
-                    _ => return Err(bad()),
-                };
-                let l = self.lower(&b.left, env)?;
-                let r = self.lower(&b.right, env)?;
+            Node::Binary(op, l, r) => {
+                let l = self.lower(l, env)?;
+                let r = self.lower(r, env)?;
                 let ty = Ty::join([self.func.operand_ty(&l), self.func.operand_ty(&r)]);
-                Ok(self.emit(Expr::Binary(op, l, r), ty))
+                Ok(self.emit(Expr::Binary(*op, l, r), ty))
             }
-            syn::Expr::Call(c) => {
-                let syn::Expr::Path(p) = &*c.func else {
-                    return Err(bad());
-                };
-                let name = p.path.get_ident().ok_or_else(bad)?.to_string();
-                let args = c
-                    .args
+            Node::ToFloat(args) => {
+                let mut args = args
                     .iter()
                     .map(|a| self.lower(a, env))
                     .collect::<Result<Vec<_>, _>>()?;
-                if name == "float" {
-                    let ty = match self.ty {
-                        Ty::F32 => quote::quote!(f32),
-                        _ => quote::quote!(f64),
-                    };
-                    let ty: syn::Type = syn::parse2(ty).map_err(|e| e.to_string())?;
-                    let operand = args.into_iter().next().ok_or_else(bad)?;
-                    return Ok(self.emit(Expr::Cast { operand, ty }, self.ty));
-                }
-                let rule = by_name(&name).ok_or_else(bad)?;
+                let width = self.width();
+                let ty: syn::Type = syn::parse_quote!(#width);
+                let operand = args.swap_remove(0);
+                Ok(self.emit(Expr::Cast { operand, ty }, self.ty))
+            }
+            Node::Call(rule, args) => {
+                let args = args
+                    .iter()
+                    .map(|a| self.lower(a, env))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let form = match rule.forms {
                     Forms::Method => CallForm::Method,
                     Forms::Runtime | Forms::MethodAndRuntime => CallForm::Runtime,
@@ -446,7 +550,6 @@ impl Formula<'_> {
                     self.ty,
                 ))
             }
-            _ => Err(bad()),
         }
     }
 }
@@ -485,6 +588,11 @@ mod tests {
                         "formula of {} does not parse: {src}",
                         rule.name
                     );
+                }
+                // And uses only the syntax `Formula` lowers.
+                let row = RULES.iter().position(|r| std::ptr::eq(r, rule)).unwrap();
+                if let Some(Err(e)) = &parsed()[row][i] {
+                    panic!("formula {i} of {}: {e}", rule.name);
                 }
             }
         }

@@ -11,11 +11,11 @@
 //! turns a finite derivative into NaN; it can only remove a NaN that would
 //! otherwise be multiplied in from an unrelated term.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
 
 use crate::ir::{
-    substitute_block, walk_stmts, BinOp, Block, Expr, FloatConst, Func, Operand, Stmt, Target, Ty,
-    UnOp, Var,
+    substitute_block, walk_stmts, BinOp, Block, CallForm, Expr, FastMap, FastSet, FloatConst, Func,
+    Operand, Stmt, Target, Ty, UnOp, Var,
 };
 
 /// Simplifies `func` in place, fusing reduction loops (`fuse.rs`) once the
@@ -33,20 +33,22 @@ pub fn simplify(func: &mut Func) {
     }
 }
 
+/// Runs the passes until a round changes nothing. Each pass reports
+/// whether it changed the body (comparing the printed body before and after
+/// a round cost more than most passes).
 fn run_passes(func: &mut Func) {
     for _ in 0..16 {
-        let before = format!("{}", func.body);
         let strong = strong_zero_vars(func);
-        fold_block(&mut func.body, &strong);
-        propagate_copies(func);
+        let mut changed = fold_block(&mut func.body, &strong);
+        changed |= propagate_copies(func);
         let stored = stored_arrays(&func.body);
-        cse_block(&mut func.body, &mut HashMap::new(), &stored);
-        propagate_copies(func);
-        forward_accumulator_copies(&mut func.body);
-        drop_self_stores(&mut func.body);
-        sink_accumulators(func);
-        eliminate_dead_code(func);
-        if format!("{}", func.body) == before {
+        changed |= cse_block(&mut func.body, &mut FastMap::default(), &stored, None);
+        changed |= propagate_copies(func);
+        changed |= forward_accumulator_copies(&mut func.body);
+        changed |= drop_self_stores(&mut func.body);
+        changed |= sink_accumulators(func);
+        changed |= eliminate_dead_code(func);
+        if !changed {
             break;
         }
     }
@@ -61,9 +63,9 @@ fn is_zero_expr(expr: &Expr) -> bool {
 /// The variables holding derivative values, where `0 * x` may fold to `0`.
 /// The primal's own values keep IEEE semantics (`0 * inf` is NaN there too),
 /// so that a companion's value is exactly the function's.
-fn strong_zero_vars(func: &Func) -> HashSet<Var> {
+fn strong_zero_vars(func: &Func) -> FastSet<Var> {
     let Some(from) = func.derivative_vars_from else {
-        return HashSet::new();
+        return FastSet::default();
     };
     (from..func.vars.len() as u32)
         .map(Var)
@@ -71,7 +73,10 @@ fn strong_zero_vars(func: &Func) -> HashSet<Var> {
         .collect()
 }
 
-fn fold_block(block: &mut Block, strong: &HashSet<Var>) {
+/// Returns whether anything changed (as every pass below does).
+fn fold_block(block: &mut Block, strong: &FastSet<Var>) -> bool {
+    let mut changed = false;
+    let len = block.stmts.len();
     block.stmts.retain_mut(|stmt| {
         // Accumulations are always derivative code.
         let strong_here = match stmt {
@@ -79,10 +84,10 @@ fn fold_block(block: &mut Block, strong: &HashSet<Var>) {
             _ => true,
         };
         if let Some(expr) = stmt.expr_mut() {
-            fold_expr(expr, strong_here);
+            changed |= fold_expr(expr, strong_here);
         }
         for b in stmt.blocks_mut() {
-            fold_block(b, strong);
+            changed |= fold_block(b, strong);
         }
         match stmt {
             Stmt::Accum { expr, .. } | Stmt::AccumIndex { expr, .. } => !is_zero_expr(expr),
@@ -90,6 +95,7 @@ fn fold_block(block: &mut Block, strong: &HashSet<Var>) {
             _ => true,
         }
     });
+    changed || block.stmts.len() != len
 }
 
 fn constant(value: f64, a: &Operand, b: Option<&Operand>) -> Option<Operand> {
@@ -104,7 +110,7 @@ fn constant(value: f64, a: &Operand, b: Option<&Operand>) -> Option<Operand> {
     Some(Operand::Float(FloatConst { value, ty }))
 }
 
-fn fold_expr(expr: &mut Expr, strong_zero: bool) {
+fn fold_expr(expr: &mut Expr, strong_zero: bool) -> bool {
     let folded = match &*expr {
         Expr::Binary(op, a, b) => fold_binary(*op, a, b, strong_zero),
         Expr::Unary(UnOp::Neg, a) => a
@@ -147,9 +153,11 @@ fn fold_expr(expr: &mut Expr, strong_zero: bool) {
         }
         _ => None,
     };
+    let changed = folded.is_some();
     if let Some(f) = folded {
         *expr = f;
     }
+    changed
 }
 
 fn fold_binary(op: BinOp, a: &Operand, b: &Operand, strong_zero: bool) -> Option<Expr> {
@@ -205,8 +213,9 @@ fn fold_binary(op: BinOp, a: &Operand, b: &Operand, strong_zero: bool) -> Option
 /// Removes `h[i] = h[i];`, which is what `h[i] *= 1.0` folds to (clippy's
 /// `self_assignment` is an error): a store of the value just loaded from
 /// the same element, with no store to the array in between.
-fn drop_self_stores(block: &mut Block) {
-    let mut loads: HashMap<Var, (Var, String)> = HashMap::new();
+fn drop_self_stores(block: &mut Block) -> bool {
+    let len = block.stmts.len();
+    let mut loads: FastMap<Var, (Var, String)> = FastMap::default();
     let key = |index: &[Operand]| {
         index
             .iter()
@@ -242,11 +251,13 @@ fn drop_self_stores(block: &mut Block) {
             true
         }
     });
+    let mut changed = block.stmts.len() != len;
     for stmt in &mut block.stmts {
         for b in stmt.blocks_mut() {
-            drop_self_stores(b);
+            changed |= drop_self_stores(b);
         }
     }
+    changed
 }
 
 // ------------------------------------------------------- copy propagation
@@ -254,18 +265,20 @@ fn drop_self_stores(block: &mut Block) {
 /// Removes `let a = b;` (and `let a = -(-b)`) by reading `b` wherever `a` was read.
 /// Copies of mutable variables (accumulators, loop phis) are kept: their
 /// value changes over time.
-fn propagate_copies(func: &mut Func) {
+fn propagate_copies(func: &mut Func) -> bool {
     let mutable = mutable_vars(&func.body);
-    let mut map: HashMap<Var, Operand> = HashMap::new();
-    let mut negations: HashMap<Var, Operand> = HashMap::new();
+    let mut map: FastMap<Var, Operand> = FastMap::default();
+    let mut negations: FastMap<Var, Operand> = FastMap::default();
+    // Every copy found is removed.
     collect_copies(&mut func.body, &mutable, &mut map, &mut negations);
     if map.is_empty() {
-        return;
+        return false;
     }
     substitute_block(&mut func.body, &|v| resolve(&map, v));
+    true
 }
 
-fn resolve(map: &HashMap<Var, Operand>, v: Var) -> Option<Operand> {
+fn resolve(map: &FastMap<Var, Operand>, v: Var) -> Option<Operand> {
     let mut current = map.get(&v)?.clone();
     for _ in 0..64 {
         match current.as_var().and_then(|n| map.get(&n)) {
@@ -278,9 +291,9 @@ fn resolve(map: &HashMap<Var, Operand>, v: Var) -> Option<Operand> {
 
 fn collect_copies(
     block: &mut Block,
-    mutable: &HashSet<Var>,
-    map: &mut HashMap<Var, Operand>,
-    negations: &mut HashMap<Var, Operand>,
+    mutable: &FastSet<Var>,
+    map: &mut FastMap<Var, Operand>,
+    negations: &mut FastMap<Var, Operand>,
 ) {
     block.stmts.retain_mut(|stmt| {
         for b in stmt.blocks_mut() {
@@ -320,8 +333,8 @@ fn collect_copies(
 
 /// Variables whose value changes after they are defined: accumulators and
 /// the loop-carried phis.
-fn mutable_vars(block: &Block) -> HashSet<Var> {
-    let mut set = HashSet::new();
+fn mutable_vars(block: &Block) -> FastSet<Var> {
+    let mut set = FastSet::default();
     walk_stmts(block, &mut |s| match s {
         Stmt::DeclMut { var, .. } | Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => {
             set.insert(*var);
@@ -333,8 +346,8 @@ fn mutable_vars(block: &Block) -> HashSet<Var> {
 }
 
 /// Arrays written after they are created (their loads are not values).
-fn stored_arrays(block: &Block) -> HashSet<Var> {
-    let mut set = HashSet::new();
+fn stored_arrays(block: &Block) -> FastSet<Var> {
+    let mut set = FastSet::default();
     walk_stmts(block, &mut |s| match s {
         Stmt::Store { array, .. } => {
             set.insert(*array);
@@ -355,157 +368,357 @@ fn stored_arrays(block: &Block) -> HashSet<Var> {
 /// Reuses the first of two identical pure computations; a value computed in
 /// an enclosing block is visible in nested blocks (loop bodies included),
 /// not the other way round.
-fn cse_block(block: &mut Block, seen: &mut HashMap<String, Var>, stored: &HashSet<Var>) {
+///
+/// `seen` holds what the enclosing blocks and this one computed. The keys a
+/// nested block adds go to `added`, for the caller to take out of the table
+/// when that block ends (rather than each nested block working on a copy of
+/// the table); the function's body passes `None`.
+fn cse_block(
+    block: &mut Block,
+    seen: &mut FastMap<CseKey, Var>,
+    stored: &FastSet<Var>,
+    mut added: Option<&mut Vec<CseKey>>,
+) -> bool {
     let mutable = mutable_vars(block);
+    let mut changed = false;
     for stmt in &mut block.stmts {
         if let Stmt::Let { var, expr } = stmt {
-            let reads_mutable = expr.vars().iter().any(|v| mutable.contains(v));
+            let mut reads_mutable = false;
+            expr.for_each_var(|v| reads_mutable |= mutable.contains(&v));
             let loads_storage = matches!(expr, Expr::Index { array, .. } if stored.contains(array));
             if reads_mutable || loads_storage || matches!(expr, Expr::Use(_)) {
                 continue;
             }
-            let key = expr_key(expr);
-            match seen.get(&key) {
-                Some(&earlier) => *expr = Expr::Use(Operand::Var(earlier)),
-                None => {
-                    seen.insert(key, *var);
+            match seen.entry(CseKey::of(expr)) {
+                Entry::Occupied(earlier) => {
+                    *expr = Expr::Use(Operand::Var(*earlier.get()));
+                    changed = true;
+                }
+                Entry::Vacant(entry) => {
+                    if let Some(added) = added.as_deref_mut() {
+                        added.push(entry.key().clone());
+                    }
+                    entry.insert(*var);
                 }
             }
             continue;
         }
         for b in stmt.blocks_mut() {
-            cse_block(b, &mut seen.clone(), stored);
+            let mut inner = vec![];
+            changed |= cse_block(b, seen, stored, Some(&mut inner));
+            for key in inner {
+                seen.remove(&key);
+            }
         }
+    }
+    changed
+}
+
+/// What makes two right-hand sides the same computation: the operation,
+/// its operands (constants by value, whatever their suffix), the syntax it
+/// carries (paths, types, patterns) by its tokens, and for a primitive the
+/// form it is written in. Neither spans nor the path a user wrote for a
+/// runtime function count: the same call either way.
+///
+/// Syntax is boxed: the table moves its keys, and a `syn::Type` or a
+/// `syn::Pat` inline would make every key hundreds of bytes.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum CseKey {
+    Unary(UnOp, KeyOperand),
+    Binary(BinOp, KeyOperand, KeyOperand),
+    Prim(&'static str, CallForm, Vec<KeyOperand>),
+    Cast(KeyOperand, Box<syn::Type>),
+    Call(Box<syn::Path>, Vec<KeyOperand>),
+    DiffCall(Box<syn::Path>, Vec<KeyOperand>),
+    GradCall(Box<syn::Path>, Vec<KeyOperand>),
+    ArgGrad(Var, usize),
+    Method(KeyOperand, Box<syn::Ident>, Vec<KeyOperand>),
+    Field(KeyOperand, Box<syn::Member>),
+    Index(Var, Vec<KeyOperand>),
+    Len(Var),
+    Ref(KeyOperand),
+    Matches(KeyOperand, Box<syn::Pat>),
+    /// Not a computation: never a key (`cse_block` skips copies).
+    Use(KeyOperand),
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum KeyOperand {
+    Var(Var),
+    /// The value's bits, one for every NaN.
+    Float(u64),
+    Lit(Box<syn::Lit>),
+    Path(Box<syn::Path>),
+    Default,
+}
+
+impl KeyOperand {
+    fn of(o: &Operand) -> Self {
+        match o {
+            Operand::Var(v) => KeyOperand::Var(*v),
+            Operand::Float(c) if c.value.is_nan() => KeyOperand::Float(f64::NAN.to_bits()),
+            Operand::Float(c) => KeyOperand::Float(c.value.to_bits()),
+            Operand::Lit(l) => KeyOperand::Lit(Box::new(l.clone())),
+            Operand::Path(p) => KeyOperand::Path(Box::new(p.clone())),
+            Operand::Default => KeyOperand::Default,
+        }
+    }
+
+    fn all(os: &[Operand]) -> Vec<Self> {
+        os.iter().map(KeyOperand::of).collect()
     }
 }
 
-fn expr_key(expr: &Expr) -> String {
-    match expr {
-        Expr::Prim { form, .. } => format!("{expr} {form:?}"),
-        _ => expr.to_string(),
+impl CseKey {
+    fn of(expr: &Expr) -> Self {
+        let o = KeyOperand::of;
+        let all = KeyOperand::all;
+        match expr {
+            Expr::Use(a) => CseKey::Use(o(a)),
+            Expr::Unary(op, a) => CseKey::Unary(*op, o(a)),
+            Expr::Binary(op, a, b) => CseKey::Binary(*op, o(a), o(b)),
+            Expr::Prim {
+                rule, form, args, ..
+            } => CseKey::Prim(rule.name, *form, all(args)),
+            Expr::Cast { operand, ty } => CseKey::Cast(o(operand), Box::new(ty.clone())),
+            Expr::Call { func, args } => CseKey::Call(Box::new(func.clone()), all(args)),
+            Expr::DiffCall { func, args, .. } => {
+                CseKey::DiffCall(Box::new(func.clone()), all(args))
+            }
+            Expr::GradCall { func, args } => CseKey::GradCall(Box::new(func.clone()), all(args)),
+            Expr::ArgGrad { grad, index, .. } => CseKey::ArgGrad(*grad, *index),
+            Expr::Method {
+                receiver,
+                method,
+                args,
+            } => CseKey::Method(o(receiver), Box::new(method.clone()), all(args)),
+            Expr::Field { base, member } => CseKey::Field(o(base), Box::new(member.clone())),
+            Expr::Index { array, index } => CseKey::Index(*array, all(index)),
+            Expr::Len(array) => CseKey::Len(*array),
+            Expr::Ref(a) => CseKey::Ref(o(a)),
+            Expr::Matches { operand, pat } => CseKey::Matches(o(operand), Box::new(pat.clone())),
+        }
     }
 }
 
 /// `let a = d;` where `d` is an accumulator that nothing changes afterwards
 /// in the block: read `d` directly. A loop hands an adjoint to the previous
 /// iteration with `d = a;`, which is a no-op when `a` is still `d`'s value.
-fn forward_accumulator_copies(block: &mut Block) {
+///
+/// One sweep over the block: where each variable is written is indexed up
+/// front, removed statements are marked rather than taken out of the vector,
+/// and each statement gets the renamings of the copies before it when the
+/// sweep reaches it (rather than the rest of the block at every copy, which
+/// made long blocks quadratic).
+fn forward_accumulator_copies(block: &mut Block) -> bool {
+    let mut changed = false;
     for b in block.stmts.iter_mut().flat_map(|s| s.blocks_mut()) {
-        forward_accumulator_copies(b);
+        changed |= forward_accumulator_copies(b);
     }
-    let writes = |s: &Stmt, d: Var| {
-        let mut found = false;
+    // What the block's copies copy, directly or (a copy of a removed copy
+    // is renamed before the sweep reaches it) through other copies.
+    let mut copied: FastSet<Var> = FastSet::default();
+    let mut roots: FastMap<Var, Var> = FastMap::default();
+    for s in &block.stmts {
+        if let Stmt::Let {
+            var,
+            expr: Expr::Use(Operand::Var(d)),
+        } = s
+        {
+            let root = roots.get(d).copied().unwrap_or(*d);
+            roots.insert(*var, root);
+            copied.extend([*d, root]);
+        }
+    }
+    if copied.is_empty() {
+        return changed;
+    }
+    // Statement indices that write each of those, ascending. A copy is a
+    // `let`, never written, so renaming copies moves no write.
+    let mut writes_at: FastMap<Var, Vec<usize>> = FastMap::default();
+    for (j, s) in block.stmts.iter().enumerate() {
         let mut check = |s: &Stmt| {
             if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } | Stmt::DeclMut { var, .. } =
                 s
             {
-                found |= *var == d;
+                if copied.contains(var) {
+                    let at = writes_at.entry(*var).or_default();
+                    if at.last() != Some(&j) {
+                        at.push(j);
+                    }
+                }
             }
         };
         check(s);
         for b in s.blocks() {
             walk_stmts(b, &mut check);
         }
-        found
-    };
-    let mut i = 0;
-    while i < block.stmts.len() {
+    }
+    // Copy -> the accumulator it is read as.
+    let mut renamed: FastMap<Var, Var> = FastMap::default();
+    let mut removed = vec![false; block.stmts.len()];
+    for i in 0..block.stmts.len() {
+        if removed[i] {
+            continue;
+        }
+        if !renamed.is_empty() {
+            crate::ir::substitute_stmt(&mut block.stmts[i], &|v| {
+                renamed.get(&v).map(|&d| Operand::Var(d))
+            });
+        }
         let Stmt::Let {
             var: copy,
             expr: Expr::Use(Operand::Var(d)),
         } = block.stmts[i]
         else {
-            i += 1;
             continue;
         };
-        // Drop `d = copy;` while `d` still holds `copy`.
-        let mut j = i + 1;
-        while j < block.stmts.len() {
+        // Drop `d = copy;` while `d` still holds `copy`; any other write
+        // of `d` later in the block keeps the copy.
+        let mut written_later = false;
+        for &j in writes_at.get(&d).map_or(&[][..], Vec::as_slice) {
+            if j <= i || removed[j] {
+                continue;
+            }
             match &block.stmts[j] {
                 Stmt::Assign {
                     var,
                     expr: Expr::Use(Operand::Var(v)),
-                } if *var == d && *v == copy => {
-                    block.stmts.remove(j);
-                    continue;
+                } if *var == d && renamed.get(v).unwrap_or(v) == &copy => removed[j] = true,
+                _ => {
+                    written_later = true;
+                    break;
                 }
-                s if writes(s, d) => break,
-                _ => j += 1,
             }
         }
-        let written_later = block.stmts[i + 1..].iter().any(|s| writes(s, d));
-        if written_later {
-            i += 1;
-            continue;
+        if !written_later {
+            removed[i] = true;
+            renamed.insert(copy, d);
         }
-        block.stmts.remove(i);
-        let mut rest = Block {
-            stmts: block.stmts.split_off(i),
-            yields: std::mem::take(&mut block.yields),
-        };
-        substitute_block(&mut rest, &|v| (v == copy).then_some(Operand::Var(d)));
-        block.stmts.extend(rest.stmts);
-        block.yields = rest.yields;
     }
+    // (An `d = copy;` may go even where the copy stays.)
+    if !removed.contains(&true) {
+        return changed;
+    }
+    for y in &mut block.yields {
+        if let Some(&d) = y.as_var().and_then(|v| renamed.get(&v)) {
+            *y = Operand::Var(d);
+        }
+    }
+    let mut k = 0;
+    block.stmts.retain(|_| {
+        k += 1;
+        !removed[k - 1]
+    });
+    true
 }
 
 // --------------------------------------------------- adjoint accumulators
 
 /// `let mut d = 0.0; …; d += e;` with nothing touching `d` in between becomes
 /// `let mut d = e;`, and an accumulator never changed again becomes a `let`.
-fn sink_accumulators(func: &mut Func) {
-    sink_block(&mut func.body);
-    let mut changed = HashSet::new();
+fn sink_accumulators(func: &mut Func) -> bool {
+    let mut mentions = Mentions::default();
+    mentions.index_block(&func.body);
+    let sunk = sink_block(&mut func.body, &mentions.at);
+    let mut changed = FastSet::default();
     walk_stmts(&func.body, &mut |s| {
         if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } = s {
             changed.insert(*var);
         }
     });
-    freeze_block(&mut func.body, &changed);
+    freeze_block(&mut func.body, &changed) | sunk
 }
 
-fn mention_set(stmt: &Stmt, out: &mut HashSet<Var>) {
-    out.extend(stmt.reads());
-    out.extend(stmt.defines());
-    for b in stmt.blocks() {
-        walk_stmts(b, &mut |s| {
-            out.extend(s.reads());
-            out.extend(s.defines());
-        });
-        let mut reads = vec![];
-        crate::ir::reads_in_block(b, &mut reads);
-        out.extend(reads);
-    }
-}
-
-fn sink_block(block: &mut Block) {
-    for stmt in &mut block.stmts {
-        for b in stmt.blocks_mut() {
-            sink_block(b);
-        }
-    }
-    let mut mentioned: HashMap<Var, Vec<usize>> = HashMap::new();
-    let mut set = HashSet::new();
-    for (j, stmt) in block.stmts.iter().enumerate() {
-        set.clear();
-        mention_set(stmt, &mut set);
-        for v in &set {
-            mentioned.entry(*v).or_default().push(j);
-        }
-    }
-    let mut removed: HashSet<usize> = HashSet::new();
-    for i in 0..block.stmts.len() {
-        let Stmt::DeclMut {
+fn is_zero_decl(stmt: &Stmt) -> Option<Var> {
+    match stmt {
+        Stmt::DeclMut {
             var,
             expr: Expr::Use(init),
-        } = &block.stmts[i]
-        else {
+        } if init.is_float_value(0.0) => Some(*var),
+        _ => None,
+    }
+}
+
+/// Where the accumulators that [`sink_block`] may sink (`let mut d = 0.0;`)
+/// are mentioned (read, defined, or yielded by a nested block): for each, the
+/// indices of the statements of its own block that mention it, themselves
+/// or anywhere inside them, ascending. One walk of the function with a stack
+/// of the enclosing blocks finds the statement of the declaring block for
+/// each mention; gathering each statement's mentions separately at every
+/// level walked nested code once per enclosing block.
+///
+/// Sinking in a nested block changes no mention of an enclosing block's
+/// accumulator (it drops `let mut x = 0.0;` or turns `x += e;` into
+/// `let mut x = e;`, for the nested block's own `x`), so one index serves the
+/// whole bottom-up pass.
+#[derive(Default)]
+struct Mentions {
+    at: FastMap<Var, Vec<usize>>,
+    /// Each accumulator's declaring block: its depth and serial number.
+    declared: FastMap<Var, (usize, usize)>,
+    /// The enclosing blocks: serial number and current statement index.
+    stack: Vec<(usize, usize)>,
+    blocks: usize,
+}
+
+impl Mentions {
+    fn index_block(&mut self, block: &Block) {
+        let depth = self.stack.len();
+        self.blocks += 1;
+        let serial = self.blocks;
+        self.stack.push((serial, 0));
+        for (i, stmt) in block.stmts.iter().enumerate() {
+            self.stack[depth].1 = i;
+            if let Some(var) = is_zero_decl(stmt) {
+                self.declared.insert(var, (depth, serial));
+            }
+            stmt.for_each_read(|v| self.mention(v));
+            for v in stmt.defines() {
+                self.mention(v);
+            }
+            for b in stmt.blocks() {
+                self.index_block(b);
+            }
+        }
+        self.stack.pop();
+        // Seen from the enclosing blocks, a nested block's yields are
+        // mentions too (its own level checks them itself).
+        if depth > 0 {
+            for v in block.yields.iter().filter_map(Operand::as_var) {
+                self.mention(v);
+            }
+        }
+    }
+
+    fn mention(&mut self, v: Var) {
+        let Some(&(depth, serial)) = self.declared.get(&v) else {
+            return;
+        };
+        let Some(&(s, i)) = self.stack.get(depth) else {
+            return;
+        };
+        if s == serial {
+            let at = self.at.entry(v).or_default();
+            if at.last() != Some(&i) {
+                at.push(i);
+            }
+        }
+    }
+}
+
+fn sink_block(block: &mut Block, mentioned: &FastMap<Var, Vec<usize>>) -> bool {
+    let mut changed = false;
+    for stmt in &mut block.stmts {
+        for b in stmt.blocks_mut() {
+            changed |= sink_block(b, mentioned);
+        }
+    }
+    let mut removed: FastSet<usize> = FastSet::default();
+    for i in 0..block.stmts.len() {
+        let Some(var) = is_zero_decl(&block.stmts[i]) else {
             continue;
         };
-        if !init.is_float_value(0.0) {
-            continue;
-        }
-        let var = *var;
         let next = mentioned.get(&var).and_then(|js| {
             let k = js.partition_point(|&j| j <= i);
             js.get(k).copied()
@@ -526,14 +739,20 @@ fn sink_block(block: &mut Block) {
             None => {}
         }
     }
+    // Every change removes the declaration.
+    if removed.is_empty() {
+        return changed;
+    }
     let mut k = 0;
     block.stmts.retain(|_| {
         k += 1;
         !removed.contains(&(k - 1))
     });
+    true
 }
 
-fn freeze_block(block: &mut Block, changed: &HashSet<Var>) {
+fn freeze_block(block: &mut Block, changed: &FastSet<Var>) -> bool {
+    let mut frozen = false;
     for stmt in &mut block.stmts {
         if let Stmt::DeclMut { var, expr } = stmt {
             if !changed.contains(var) {
@@ -541,13 +760,15 @@ fn freeze_block(block: &mut Block, changed: &HashSet<Var>) {
                     var: *var,
                     expr: expr.clone(),
                 };
+                frozen = true;
             }
             continue;
         }
         for b in stmt.blocks_mut() {
-            freeze_block(b, changed);
+            frozen |= freeze_block(b, changed);
         }
     }
+    frozen
 }
 
 // ----------------------------------------------------------- dead code
@@ -558,9 +779,9 @@ fn freeze_block(block: &mut Block, changed: &HashSet<Var>) {
 /// live (its `let`, every `+=` into it, every store into an array), and so
 /// is the control flow around a live statement (an `if`'s condition, a
 /// loop's range). Popping a tape field makes the matching pushed value live.
-fn eliminate_dead_code(func: &mut Func) {
-    let mut live: HashSet<Var> = HashSet::new();
-    let mut tape_fields: HashSet<(Var, usize)> = HashSet::new();
+fn eliminate_dead_code(func: &mut Func) -> bool {
+    let mut live: FastSet<Var> = FastSet::default();
+    let mut tape_fields: FastSet<(Var, usize)> = FastSet::default();
     for y in func.body.yields.iter().filter_map(Operand::as_var) {
         live.insert(y);
     }
@@ -571,10 +792,10 @@ fn eliminate_dead_code(func: &mut Func) {
             break;
         }
     }
-    sweep_block(&mut func.body, &live, &tape_fields);
+    sweep_block(&mut func.body, &live, &tape_fields)
 }
 
-fn add_operands<'a>(ops: impl IntoIterator<Item = &'a Operand>, live: &mut HashSet<Var>) {
+fn add_operands<'a>(ops: impl IntoIterator<Item = &'a Operand>, live: &mut FastSet<Var>) {
     live.extend(ops.into_iter().filter_map(Operand::as_var));
 }
 
@@ -582,8 +803,8 @@ fn add_operands<'a>(ops: impl IntoIterator<Item = &'a Operand>, live: &mut HashS
 /// that reaches a root).
 fn mark_block(
     block: &Block,
-    live: &mut HashSet<Var>,
-    tape_fields: &mut HashSet<(Var, usize)>,
+    live: &mut FastSet<Var>,
+    tape_fields: &mut FastSet<(Var, usize)>,
 ) -> bool {
     let mut any = false;
     for stmt in block.stmts.iter().rev() {
@@ -594,28 +815,34 @@ fn mark_block(
 
 fn mark_stmt(
     stmt: &Stmt,
-    live: &mut HashSet<Var>,
-    tape_fields: &mut HashSet<(Var, usize)>,
+    live: &mut FastSet<Var>,
+    tape_fields: &mut FastSet<(Var, usize)>,
 ) -> bool {
-    let is = |v: &Var, live: &HashSet<Var>| live.contains(v);
+    let is = |v: &Var, live: &FastSet<Var>| live.contains(v);
     match stmt {
         Stmt::Let { var, expr } | Stmt::DeclMut { var, expr } => {
             if is(var, live) {
-                live.extend(expr.vars());
+                expr.for_each_var(|v| {
+                    live.insert(v);
+                });
                 return true;
             }
             false
         }
         Stmt::Accum { var, expr } | Stmt::Assign { var, expr } => {
             if is(var, live) {
-                live.extend(expr.vars());
+                expr.for_each_var(|v| {
+                    live.insert(v);
+                });
                 return true;
             }
             false
         }
         Stmt::LetTuple { vars, expr } => {
             if vars.iter().any(|v| is(v, live)) {
-                live.extend(expr.vars());
+                expr.for_each_var(|v| {
+                    live.insert(v);
+                });
                 return true;
             }
             false
@@ -635,14 +862,18 @@ fn mark_stmt(
                 Target::Var(v) => is(v, live),
             };
             if root {
-                live.extend(expr.vars());
+                expr.for_each_var(|v| {
+                    live.insert(v);
+                });
                 add_operands(index, live);
             }
             root
         }
         Stmt::LetArray { var, .. } | Stmt::Store { array: var, .. } => {
             if is(var, live) {
-                live.extend(stmt.reads());
+                stmt.for_each_read(|v| {
+                    live.insert(v);
+                });
                 return true;
             }
             false
@@ -677,8 +908,10 @@ fn mark_stmt(
             else_block,
             outs,
         } => {
-            let mut any = mark_block(then_block, live, tape_fields);
-            any |= mark_block(else_block, live, tape_fields);
+            // The yields of live outs first: the branches then mark what
+            // computes them in the same round (rather than one more round
+            // of the whole body per level of nesting).
+            let mut any = false;
             for (k, out) in outs.iter().enumerate() {
                 if is(out, live) {
                     any = true;
@@ -686,6 +919,8 @@ fn mark_stmt(
                     add_operands(else_block.yields.get(k), live);
                 }
             }
+            any |= mark_block(then_block, live, tape_fields);
+            any |= mark_block(else_block, live, tape_fields);
             if any {
                 add_operands([cond], live);
             }
@@ -712,8 +947,14 @@ fn mark_stmt(
     }
 }
 
-fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Var, usize)>) {
+fn sweep_block(
+    block: &mut Block,
+    live: &FastSet<Var>,
+    tape_fields: &FastSet<(Var, usize)>,
+) -> bool {
     let is = |v: &Var| live.contains(v);
+    let len = block.stmts.len();
+    let mut changed = false;
     block.stmts.retain_mut(|stmt| match stmt {
         Stmt::Let { var, .. } | Stmt::DeclMut { var, .. } => is(var),
         Stmt::Accum { var, .. } | Stmt::Assign { var, .. } => is(var),
@@ -724,6 +965,7 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
             // A callee's gradient nobody reads: call the function itself.
             if let (Expr::GradCall { func, args }, [value, grad]) = (&*expr, vars.as_slice()) {
                 if !is(grad) {
+                    changed = true;
                     *stmt = Stmt::Let {
                         var: *value,
                         expr: Expr::Call {
@@ -747,6 +989,7 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
             let keep: Vec<usize> = (0..vars.len())
                 .filter(|k| tape_fields.contains(&(*tape, *k)))
                 .collect();
+            changed |= keep.len() != vars.len();
             *vars = keep.iter().map(|&k| vars[k]).collect();
             !vars.is_empty()
         }
@@ -754,6 +997,7 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
             let keep: Vec<usize> = (0..values.len())
                 .filter(|k| tape_fields.contains(&(*tape, *k)))
                 .collect();
+            changed |= keep.len() != values.len();
             *values = keep.iter().map(|&k| values[k].clone()).collect();
             !values.is_empty()
         }
@@ -771,10 +1015,11 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
                     outs.remove(k);
                     then_block.yields.remove(k);
                     else_block.yields.remove(k);
+                    changed = true;
                 }
             }
-            sweep_block(then_block, live, tape_fields);
-            sweep_block(else_block, live, tape_fields);
+            changed |= sweep_block(then_block, live, tape_fields);
+            changed |= sweep_block(else_block, live, tape_fields);
             !(outs.is_empty() && then_block.stmts.is_empty() && else_block.stmts.is_empty())
         }
         Stmt::Loop(l) => {
@@ -786,15 +1031,18 @@ fn sweep_block(block: &mut Block, live: &HashSet<Var>, tape_fields: &HashSet<(Va
                 } else {
                     l.carried.remove(j);
                     l.body.yields.remove(1 + j);
+                    changed = true;
                 }
             }
             if l.count.is_some_and(|c| !is(&c)) {
                 l.count = None;
+                changed = true;
             }
-            sweep_block(&mut l.body, live, tape_fields);
+            changed |= sweep_block(&mut l.body, live, tape_fields);
             // A loop without effects or results is dead, whatever it computes
             // (a gradient companion does not reproduce a loop that only spins).
             !(l.carried.is_empty() && l.body.stmts.is_empty() && l.count.is_none())
         }
     });
+    changed || block.stmts.len() != len
 }
