@@ -143,18 +143,26 @@ pub mod __private {
     /// Readies the gradient of slice parameter `name` (length `len`) before
     /// `f_backward` adds into it: an empty `Vec` (from `Default`) is sized
     /// with zeros; one of another non-zero length is a caller's mistake.
+    /// Returns the gradient as a slice of exactly `len` elements, which the
+    /// generated code adds into (its length is the parameter's, so a bounds
+    /// check on the parameter covers it).
     #[track_caller]
-    pub fn prepare_grad<T: GradField + Clone>(grad: &mut Vec<T>, len: usize, name: &str) {
-        if grad.len() == len {
-            return;
+    #[inline]
+    pub fn prepare_grad<'g, T: GradField + Clone>(
+        grad: &'g mut Vec<T>,
+        len: usize,
+        name: &str,
+    ) -> &'g mut [T] {
+        if grad.len() != len {
+            assert!(
+                grad.is_empty(),
+                "the gradient field `{name}` has length {} but the parameter `{name}` has length {len}; \
+                 pass a gradient from `Default::default()` or one of the parameter's length",
+                grad.len()
+            );
+            grad.resize_with(len, T::zero_value);
         }
-        assert!(
-            grad.is_empty(),
-            "the gradient field `{name}` has length {} but the parameter `{name}` has length {len}; \
-             pass a gradient from `Default::default()` or one of the parameter's length",
-            grad.len()
-        );
-        grad.resize_with(len, T::zero_value);
+        &mut grad[..len]
     }
 
     /// A gradient field seen as a flat vector of its floats (arrays row by

@@ -261,6 +261,9 @@ pub struct Emitter<'a> {
     pub grad_param: Option<Ident>,
     /// The name of the gradient's tangent in `f_hvp`, for `AccumGrad` with `dot`.
     pub grad_dot_param: Option<Ident>,
+    /// The local `&mut [T]` through which a slice parameter's gradient (or,
+    /// with `true`, its tangent) is added into, per parameter index.
+    slice_grads: FastMap<(usize, bool), Ident>,
     /// The float type of unsuffixed literals that must carry a suffix.
     pub default_float: Ty,
     /// Arrays written after their `let` (declared `mut`).
@@ -367,10 +370,43 @@ impl<'a> Emitter<'a> {
             };
             names.push(ident(&name, span));
         }
+        // A slice's gradient is added into through a local `&mut [T]` of the
+        // parameter's length (what `prepare_grad` returns): its pointer and
+        // length stay in registers, where `grad.x[i] += …` reloads them from
+        // the struct after every store, and a bounds check on the parameter
+        // (`x[i]`) also covers it.
+        let mut used_slices = FastSet::default();
+        crate::ir::walk_stmts(&func.body, &mut |s| {
+            if let Stmt::AccumIndex { target, .. } = s {
+                match target {
+                    Target::Grad(p) => used_slices.insert((*p, false)),
+                    Target::GradDot(p) => used_slices.insert((*p, true)),
+                    Target::Var(_) => false,
+                };
+            }
+        });
+        let mut slice_grads = FastMap::default();
+        crate::ir::walk_stmts(&func.body, &mut |s| {
+            if let Stmt::PrepareGrad { param, dot } = s {
+                if used_slices.contains(&(*param, *dot)) {
+                    let field = func.params[*param].ident.to_string();
+                    let base = format!(
+                        "{}_{}",
+                        if *dot { "hv" } else { "grad" },
+                        field.trim_start_matches("r#")
+                    );
+                    slice_grads.insert(
+                        (*param, *dot),
+                        ident(&namer.fresh(&base), Span::call_site()),
+                    );
+                }
+            }
+        });
         let mut emitter = Emitter {
             func,
             krate,
             names,
+            slice_grads,
             inline: FastMap::default(),
             live: FastMap::default(),
             grad_param: None,
@@ -702,6 +738,15 @@ impl<'a> Emitter<'a> {
         quote!(#grad.#field)
     }
 
+    /// Where `target[i] += …` adds for a parameter's gradient: the local
+    /// slice `prepare_grad` returned, or the field (an array's).
+    fn element_target(&self, param: usize, dot: bool) -> TokenStream {
+        match self.slice_grads.get(&(param, dot)) {
+            Some(local) => local.to_token_stream(),
+            None => self.grad_field(param, dot),
+        }
+    }
+
     fn is_live(&self, v: Var) -> bool {
         self.live.get(&v).copied().unwrap_or(0) > 0
     }
@@ -811,8 +856,8 @@ impl<'a> Emitter<'a> {
             } => {
                 let target = match target {
                     Target::Var(v) => self.name(*v).to_token_stream(),
-                    Target::Grad(p) => self.grad_field(*p, false),
-                    Target::GradDot(p) => self.grad_field(*p, true),
+                    Target::Grad(p) => self.element_target(*p, false),
+                    Target::GradDot(p) => self.element_target(*p, true),
                 };
                 let index = self.indices(index);
                 let value = wrap(self.expr(expr), 0);
@@ -861,7 +906,12 @@ impl<'a> Emitter<'a> {
                 let p = &self.func.params[*param];
                 let param_name = self.name(p.var);
                 let label = p.ident.to_string();
-                quote!(#krate::__private::prepare_grad(&mut #field, #param_name.len(), #label);)
+                let call =
+                    quote!(#krate::__private::prepare_grad(&mut #field, #param_name.len(), #label));
+                match self.slice_grads.get(&(*param, *dot)) {
+                    Some(local) => quote!(let #local = #call;),
+                    None => quote!(#call;),
+                }
             }
             Stmt::If {
                 cond,
