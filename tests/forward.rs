@@ -227,3 +227,20 @@ fn f32_in_forward_mode() {
     let (_, g) = single_grad(0.5, 2.0);
     assert_eq!(jvp, g.x);
 }
+
+/// Differentiated parameters the body never reads: their tangents (and
+/// `f_hvp`'s directions) are still parameters, each with its own name.
+#[differentiate(forward, hvp)]
+fn reads_one(a: f64, _b: f64, _c: f64) -> f64 {
+    a.sin()
+}
+
+#[test]
+fn unread_parameters_keep_their_tangents() {
+    let (value, dot) = reads_one_jvp(0.5, 1.0, 2.0, 2.0, 3.0, 4.0);
+    assert_eq!(value, 0.5_f64.sin());
+    assert_eq!(dot, 2.0 * 0.5_f64.cos());
+    let (_, g, hv) = reads_one_hvp(0.5, 1.0, 2.0, 1.0, 3.0, 4.0);
+    assert_eq!((g._b, g._c), (0.0, 0.0));
+    assert_eq!((hv.a, hv._b, hv._c), (-(0.5_f64.sin()), 0.0, 0.0));
+}

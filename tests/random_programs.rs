@@ -23,6 +23,11 @@
 //! * the gradient of `f_grad`, and the one `f_backward` adds into a default
 //!   gradient, are bit for bit what the IR interpreter computes for the
 //!   transformed IR;
+//! * `f_jvp` and `f_hvp` in a fixed direction return `f`'s value and
+//!   `f_grad`'s gradient, and the directional derivative and the
+//!   Hessian-vector product the interpreter computes, bit for bit (the
+//!   property tests compare those with `grad · v` and with differences of
+//!   the gradient);
 //! * where finite differences are meaningful at the point (no decision
 //!   changes within the steps, two step sizes agree: the proptests' own
 //!   criterion, also at `grad::check`'s step), the gradient agrees with
@@ -141,7 +146,7 @@ impl Run {
 mod p00 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(mut p0: f64, xs0: &[f64], xs1: &[f64], n: usize) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -226,6 +231,52 @@ fn p00() {
             f64::from_bits(0x0000000000000000), // xs1[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p00::f_jvp(
+        p0,
+        &xs0,
+        &xs1,
+        n,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6, 0.8],
+        &[0.0, -0.8, 0.6000000000000001, -0.19999999999999996],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfc22a05d78bc9fb,
+        "f_jvp gives {jvp:?}, the interpreter -0.1419074346991492"
+    );
+    let (hvp_value, hg, hv) = p00::f_hvp(
+        p0,
+        &xs0,
+        &xs1,
+        n,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6, 0.8],
+        &[0.0, -0.8, 0.6000000000000001, -0.19999999999999996],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &hg.xs0, &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0, &hv.xs1])),
+        [
+            0xbfd999999999999b, // p0: -0.4000000000000001
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+            0x0000000000000000, // xs1[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p00::f(x[0], &x[1..5], &x[5..9], n),
         &flat(&[&[p0], &xs0, &xs1]),
@@ -240,7 +291,7 @@ fn p00() {
 mod p01 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let v0 = -xs1[0].ceil() + p1 * std::f64::consts::PI;
         if f64::ln_1p(sigmoid(xs0[1]) - 0.5) >= -f64::atan2(xs1[2], p1 - std::f64::consts::PI)
@@ -286,6 +337,53 @@ fn p01() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p01::f_jvp(
+        p0,
+        p1,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+        &[0.0, -0.8, 0.6000000000000001],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p01::f_hvp(
+        p0,
+        p1,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+        &[0.0, -0.8, 0.6000000000000001],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &hg.xs0, &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &hv.xs0, &hv.xs1])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p01::f(x[0], x[1], &x[2..5], &x[5..8]),
         &flat(&[&[p0], &[p1], &xs0, &xs1]),
@@ -300,7 +398,7 @@ fn p01() {
 mod p02 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         if -chain!(2.0 -> bce_with_logits(sigmoid(bce(sigmoid(xs0[1]), 0.25))))
             >= ((std::f64::consts::PI - p0).abs() + 1.25).acosh()
@@ -370,6 +468,48 @@ fn p02() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p02::f_jvp(
+        p0,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6],
+        &[0.8, 0.0, -0.8],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p02::f_hvp(
+        p0,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6],
+        &[0.8, 0.0, -0.8],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &hg.xs0, &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0, &hv.xs1])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p02::f(x[0], &x[1..4], &x[4..7]),
         &flat(&[&[p0], &xs0, &xs1]),
@@ -384,7 +524,7 @@ fn p02() {
 mod p03 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64]) -> f64 {
         for &e0 in xs0.iter() {}
         if !(p1 + p1 - (f64::max(p2, p2) * f64::max(p2, p2) + 0.5).cbrt()
@@ -435,6 +575,51 @@ fn p03() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p03::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3ff0000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 1.0"
+    );
+    let (hvp_value, hg, hv) = p03::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &[hg.p2], &hg.xs0])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &[hv.p2], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // p2: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p03::f(x[0], x[1], x[2], &x[3..6]),
         &flat(&[&[p0], &[p1], &[p2], &xs0]),
@@ -449,7 +634,7 @@ fn p03() {
 mod p04 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1))]
+    #[differentiate(wrt(p0, p1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64], n: usize) -> f64 {
         for i0 in 1..1 {
             let mut h0: [f64; 4] = [0.0; 4];
@@ -499,6 +684,26 @@ fn p04() {
             f64::from_bits(0x0000000000000000), // p1: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p04::f_jvp(p0, p1, &xs0, n, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfd999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter -0.4"
+    );
+    let (hvp_value, hg, hv) = p04::f_hvp(p0, p1, &xs0, n, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p04::f(x[0], x[1], &xs0, n),
         &flat(&[&[p0], &[p1]]),
@@ -513,7 +718,7 @@ fn p04() {
 mod p05 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         f64::exp2(((p0 * p0 + 0.5).log10().tanh() * 0.9).asin().sin() * 2.0)
@@ -546,6 +751,25 @@ fn p05() {
             f64::from_bits(0x3febbc760f3c8167), // p0: 0.8667555139145805
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p05::f_jvp(p0, &xs0, &xs1, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfd6305e7296cdeb,
+        "f_jvp gives {jvp:?}, the interpreter -0.34670220556583214"
+    );
+    let (hvp_value, hg, hv) = p05::f_hvp(p0, &xs0, &xs1, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0xbfb20eb59fd10f38, // p0: -0.07053694869779015
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p05::f(x[0], &xs0, &xs1), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -555,7 +779,7 @@ fn p05() {
 mod p06 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1, p2, xs0))]
+    #[differentiate(wrt(p1, p2, xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64]) -> f64 {
         for &e0 in xs0.iter().rev() {
             if grad::leaky_relu(
@@ -617,6 +841,49 @@ fn p06() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p06::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8, 0.0],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbd896d4529540fce,
+        "f_jvp gives {jvp:?}, the interpreter -2.8906966428858023e-12"
+    );
+    let (hvp_value, hg, hv) = p06::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8, 0.0],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p1], &[hg.p2], &hg.xs0])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p1], &[hv.p2], &hv.xs0])),
+        [
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // p2: 0.0
+            0xbdd9d42e6ae4cc2c, // xs0[0]: -9.39647480687574e-11
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p06::f(p0, x[0], x[1], &x[2..6]),
         &flat(&[&[p1], &[p2], &xs0]),
@@ -631,7 +898,7 @@ fn p06() {
 mod p07 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs0, xs1))]
+    #[differentiate(wrt(xs0, xs1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -682,6 +949,48 @@ fn p07() {
             f64::from_bits(0x0000000000000000), // xs1[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p07::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        &[-0.4, 1.0, 0.19999999999999996, -0.6],
+        &[0.8, 0.0, -0.8, 0.6000000000000001],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fcae5041f9fd8b2,
+        "f_jvp gives {jvp:?}, the interpreter 0.21011401695404214"
+    );
+    let (hvp_value, hg, hv) = p07::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        &[-0.4, 1.0, 0.19999999999999996, -0.6],
+        &[0.8, 0.0, -0.8, 0.6000000000000001],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs0, &hg.xs1])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs0, &hv.xs1])),
+        [
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0xbfd58c072f40696b, // xs0[3]: -0.33667163481154344
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+            0x0000000000000000, // xs1[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p07::f(p0, p1, p2, &x[0..4], &x[4..8]),
         &flat(&[&xs0, &xs1]),
@@ -696,7 +1005,7 @@ fn p07() {
 mod p08 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64) -> f64 {
         grad::sigmoid(
             (if p0 < p0 || p1 < 0.5 {
@@ -730,6 +1039,26 @@ fn p08() {
             f64::from_bits(0x3fcfff6e92071893), // p1: 0.24998266344318107
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p08::f_jvp(p0, p1, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fcfff6e92071893,
+        "f_jvp gives {jvp:?}, the interpreter 0.24998266344318107"
+    );
+    let (hvp_value, hg, hv) = p08::f_hvp(p0, p1, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x3f610dac54827320, // p1: 0.0020817151854103516
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p08::f(x[0], x[1]),
         &flat(&[&[p0], &[p1]]),
@@ -744,7 +1073,7 @@ fn p08() {
 mod p09 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs1))]
+    #[differentiate(wrt(xs1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         grad::leaky_relu(p1, 0.25)
     }
@@ -785,6 +1114,27 @@ fn p09() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p09::f_jvp(p0, p1, p2, &xs0, &xs1, &[-0.4, 1.0, 0.19999999999999996]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p09::f_hvp(p0, p1, p2, &xs0, &xs1, &[-0.4, 1.0, 0.19999999999999996]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs1])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs1])),
+        [
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p09::f(p0, p1, p2, &xs0, &x[0..3]),
         &flat(&[&xs1]),
@@ -799,7 +1149,7 @@ fn p09() {
 mod p10 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1, xs1))]
+    #[differentiate(wrt(p0, p1, xs1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         if (xs0[1]
             - (if !(p2 < p0 || p0 >= xs1[0]) {
@@ -878,6 +1228,50 @@ fn p10() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p10::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p10::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &hv.xs1])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p10::f(x[0], x[1], p2, &xs0, &x[2..5]),
         &flat(&[&[p0], &[p1], &xs1]),
@@ -892,7 +1286,7 @@ fn p10() {
 mod p11 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs0))]
+    #[differentiate(wrt(xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -937,6 +1331,29 @@ fn p11() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p11::f_jvp(p0, p1, &xs0, &xs1, &[-0.4, 1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) =
+        p11::f_hvp(p0, p1, &xs0, &xs1, &[-0.4, 1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs0])),
+        [
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p11::f(p0, p1, &x[0..4], &xs1),
         &flat(&[&xs0]),
@@ -951,7 +1368,7 @@ fn p11() {
 mod p12 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1, p2))]
+    #[differentiate(wrt(p0, p1, p2), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -1012,6 +1429,30 @@ fn p12() {
             f64::from_bits(0x0000000000000000), // p2: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p12::f_jvp(p0, p1, p2, &xs0, &xs1, -0.4, 1.0, 0.19999999999999996);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbffa5829303e06f6,
+        "f_jvp gives {jvp:?}, the interpreter -1.6465236553635214"
+    );
+    let (hvp_value, hg, hv) = p12::f_hvp(p0, p1, p2, &xs0, &xs1, -0.4, 1.0, 0.19999999999999996);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &[hg.p2]])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &[hv.p2]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x3ffed28f1dfc875e, // p1: 1.9264060183854421
+            0x0000000000000000, // p2: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p12::f(x[0], x[1], x[2], &xs0, &xs1),
         &flat(&[&[p0], &[p1], &[p2]]),
@@ -1026,7 +1467,7 @@ fn p12() {
 mod p13 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(mut p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -1079,6 +1520,25 @@ fn p13() {
             f64::from_bits(0xbff9c041f7ed8d33), // p0: -1.6094379124341003
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p13::f_jvp(p0, &xs0, &xs1, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fe499ce5ff13dc3,
+        "f_jvp gives {jvp:?}, the interpreter 0.6437751649736402"
+    );
+    let (hvp_value, hg, hv) = p13::f_hvp(p0, &xs0, &xs1, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p13::f(x[0], &xs0, &xs1), &flat(&[&[p0]]), &[0], 2e-8);
 }
 
@@ -1088,7 +1548,7 @@ fn p13() {
 mod p14 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs0))]
+    #[differentiate(wrt(p0, xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64]) -> f64 {
         if -(if p0 >= p0 || p1 < std::f64::consts::PI {
             p0
@@ -1184,6 +1644,30 @@ fn p14() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p14::f_jvp(p0, p1, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fa4d86d43ce11c2,
+        "f_jvp gives {jvp:?}, the interpreter 0.04071370556542632"
+    );
+    let (hvp_value, hg, hv) =
+        p14::f_hvp(p0, p1, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0xbfe9fcb1e2c739f5, // p0: -0.8120965413343685
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p14::f(x[0], p1, &x[1..5]),
         &flat(&[&[p0], &xs0]),
@@ -1198,7 +1682,7 @@ fn p14() {
 mod p15 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs0))]
+    #[differentiate(wrt(p0, xs0), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         p0 / (p0.tanh() + 2.0) - (p0.tanh() * 3.0).exp_m1()
@@ -1231,6 +1715,28 @@ fn p15() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p15::f_jvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x40005a1bc18b84b4,
+        "f_jvp gives {jvp:?}, the interpreter 2.04399825293566"
+    );
+    let (hvp_value, hg, hv) = p15::f_hvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0x4015dbe033d290f2, // p0: 5.464722451903286
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p15::f(x[0], &x[1..4], &xs1),
         &flat(&[&[p0], &xs0]),
@@ -1245,7 +1751,7 @@ fn p15() {
 mod p16 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64) -> f64 {
         std::f64::consts::PI
     }
@@ -1271,6 +1777,25 @@ fn p16() {
             f64::from_bits(0x0000000000000000), // p0: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p16::f_jvp(p0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p16::f_hvp(p0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p16::f(x[0]), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -1280,7 +1805,7 @@ fn p16() {
 mod p17 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64]) -> f64 {
         for (i0, (&e0, &g0)) in xs0.iter().zip(xs0.iter()).enumerate().rev() {}
         for i0 in 1..xs0.len() {
@@ -1328,6 +1853,33 @@ fn p17() {
             f64::from_bits(0x3ffffa16e98c842e), // xs0[2]: 1.9985570071223822
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p17::f_jvp(p0, p1, &xs0, -0.4, 1.0, &[0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fe96f603c8d6e4e,
+        "f_jvp gives {jvp:?}, the interpreter 0.7948456938424415"
+    );
+    let (hvp_value, hg, hv) =
+        p17::f_hvp(p0, p1, &xs0, -0.4, 1.0, &[0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &hg.xs0])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &hv.xs0])),
+        [
+            0xbff0000000000000, // p0: -1.0
+            0x3ff3333333333334, // p1: 1.2000000000000002
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x3ff0000000000000, // xs0[2]: 1.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p17::f(x[0], x[1], &x[2..5]),
         &flat(&[&[p0], &[p1], &xs0]),
@@ -1342,7 +1894,7 @@ fn p17() {
 mod p18 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, xs0: &[f64], n: usize) -> f64 {
         for i0 in (0..=1).rev() {
             for i1 in 1..n {
@@ -1403,6 +1955,25 @@ fn p18() {
             f64::from_bits(0x0000000000000000), // p0: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p18::f_jvp(p0, p1, &xs0, n, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p18::f_hvp(p0, p1, &xs0, n, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p18::f(x[0], p1, &xs0, n), &flat(&[&[p0]]), &[0], 2e-8);
 }
 
@@ -1412,7 +1983,7 @@ fn p18() {
 mod p19 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64) -> f64 {
         for i0 in (1..=2).rev() {
             if !((p0.abs() + 0.25).log(3.0) <= chain!(p0 -> softplus)) {
@@ -1447,6 +2018,25 @@ fn p19() {
             f64::from_bits(0xbfd1d1f9e1d42088), // p0: -0.2784409242017394
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p19::f_jvp(p0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fbc832969536740,
+        "f_jvp gives {jvp:?}, the interpreter 0.11137636968069575"
+    );
+    let (hvp_value, hg, hv) = p19::f_hvp(p0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0xbfbe3de62865b6ba, // p0: -0.11813200460684473
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p19::f(x[0]), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -1456,7 +2046,7 @@ fn p19() {
 mod p20 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -1517,6 +2107,58 @@ fn p20() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p20::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0],
+        &[-0.8, 0.6000000000000001, -0.19999999999999996],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fe4a329c18d021a,
+        "f_jvp gives {jvp:?}, the interpreter 0.6449173717774699"
+    );
+    let (hvp_value, hg, hv) = p20::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0],
+        &[-0.8, 0.6000000000000001, -0.19999999999999996],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &[hg.p2], &hg.xs0, &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &[hv.p2], &hv.xs0, &hv.xs1])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x3fe248410dee79a7, // p1: 0.5713200828648056
+            0x0000000000000000, // p2: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p20::f(x[0], x[1], x[2], &x[3..6], &x[6..9]),
         &flat(&[&[p0], &[p1], &[p2], &xs0, &xs1]),
@@ -1531,7 +2173,7 @@ fn p20() {
 mod p21 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1))]
+    #[differentiate(wrt(p1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         if !(chain!(p0 -> softplus) >= chain!(0.25 -> mse(mse(p1, (p0.sin() * 0.9).atanh())))) {}
@@ -1565,6 +2207,25 @@ fn p21() {
             f64::from_bits(0x3ff0000000000000), // p1: 1.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p21::f_jvp(p0, p1, &xs0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfd999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter -0.4"
+    );
+    let (hvp_value, hg, hv) = p21::f_hvp(p0, p1, &xs0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p1]])),
+        [
+0x0000000000000000, // p1: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p21::f(p0, x[0], &xs0), &flat(&[&[p1]]), &[0], 1e-8);
 }
 
@@ -1574,7 +2235,7 @@ fn p21() {
 mod p22 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1, xs0))]
+    #[differentiate(wrt(p1, xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         for i0 in 0..xs0.len() {}
@@ -1625,6 +2286,28 @@ fn p22() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p22::f_jvp(p0, p1, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p22::f_hvp(p0, p1, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p1], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p1], &hv.xs0])),
+        [
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p22::f(p0, x[0], &x[1..4]),
         &flat(&[&[p1], &xs0]),
@@ -1639,7 +2322,7 @@ fn p22() {
 mod p23 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1))]
+    #[differentiate(wrt(p0, p1), forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, xs0: &[f64]) -> f64 {
         f64::trunc(p0)
     }
@@ -1668,6 +2351,26 @@ fn p23() {
             f64::from_bits(0x0000000000000000), // p1: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p23::f_jvp(p0, p1, &xs0, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p23::f_hvp(p0, p1, &xs0, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p23::f(x[0], x[1], &xs0),
         &flat(&[&[p0], &[p1]]),
@@ -1682,7 +2385,7 @@ fn p23() {
 mod p24 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1))]
+    #[differentiate(wrt(p0, p1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64]) -> f64 {
         if (p1 >= f64::tanh(p0).sin().tan()
             && p0 + f64::max(p1, p0)
@@ -1732,6 +2435,26 @@ fn p24() {
             f64::from_bits(0x0000000000000000), // p1: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p24::f_jvp(p0, p1, &xs0, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfe999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter -0.8"
+    );
+    let (hvp_value, hg, hv) = p24::f_hvp(p0, p1, &xs0, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p24::f(x[0], x[1], &xs0),
         &flat(&[&[p0], &[p1]]),
@@ -1746,7 +2469,7 @@ fn p24() {
 mod p25 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1, p2, xs0))]
+    #[differentiate(wrt(p0, p1, p2, xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         h0[1] = (std::f64::consts::PI * std::f64::consts::PI + 0.5).cbrt();
@@ -1798,6 +2521,54 @@ fn p25() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p25::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0, -0.8],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p25::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0, -0.8],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &[hg.p2], &hg.xs0])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &[hv.p2], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // p2: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p25::f(x[0], x[1], x[2], &x[3..7], &xs1),
         &flat(&[&[p0], &[p1], &[p2], &xs0]),
@@ -1812,7 +2583,7 @@ fn p25() {
 mod p26 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64) -> f64 {
         if p0 * f64::powf(p1 * p1 + 0.5, 0.5) > f64::cosh(2.0_f64.tanh() * 3.0_f64).tanh()
             || f64::min(p0.hypot(p0), clamp(0.5, p1, p1 + 1.0))
@@ -1850,6 +2621,26 @@ fn p26() {
             f64::from_bits(0x0000000000000000), // p1: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p26::f_jvp(p0, p1, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p26::f_hvp(p0, p1, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p26::f(x[0], x[1]),
         &flat(&[&[p0], &[p1]]),
@@ -1864,7 +2655,7 @@ fn p26() {
 mod p27 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         (if !(p0 > xs0[3]) { f64::round(p0) } else { p0 }) + (p0 + p0)
@@ -1897,6 +2688,25 @@ fn p27() {
             f64::from_bits(0x4008000000000000), // p0: 3.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p27::f_jvp(p0, &xs0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbff3333333333334,
+        "f_jvp gives {jvp:?}, the interpreter -1.2000000000000002"
+    );
+    let (hvp_value, hg, hv) = p27::f_hvp(p0, &xs0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p27::f(x[0], &xs0), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -1906,7 +2716,7 @@ fn p27() {
 mod p28 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs0))]
+    #[differentiate(wrt(p0, xs0), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         if !(!((h0[0].tanh() * 3.0).exp() > p0 * f64::log(softplus(xs0[0]) + 0.1, 3.0))) {}
@@ -1966,6 +2776,30 @@ fn p28() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p28::f_jvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) =
+        p28::f_hvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p28::f(x[0], &x[1..5], &xs1),
         &flat(&[&[p0], &xs0]),
@@ -1980,7 +2814,7 @@ fn p28() {
 mod p29 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs0))]
+    #[differentiate(wrt(p0, xs0), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -2034,6 +2868,30 @@ fn p29() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p29::f_jvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfb7718684b58be0,
+        "f_jvp gives {jvp:?}, the interpreter -0.09157601108522284"
+    );
+    let (hvp_value, hg, hv) =
+        p29::f_hvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0xbfe999999999999a, // p0: -0.8
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p29::f(x[0], &x[1..5], &xs1),
         &flat(&[&[p0], &xs0]),
@@ -2048,7 +2906,7 @@ fn p29() {
 mod p30 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs0))]
+    #[differentiate(wrt(p0, xs0), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         if f64::powi(p0, 3) < 0.5 - 0.1_f64.min(0.1 - p0)
@@ -2106,6 +2964,30 @@ fn p30() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p30::f_jvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfb7ba2823941d05,
+        "f_jvp gives {jvp:?}, the interpreter -0.09268427723519686"
+    );
+    let (hvp_value, hg, hv) =
+        p30::f_hvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0xbfa05a748ea0c0bc, // p0: -0.03194011918128711
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p30::f(x[0], &x[1..5], &xs1),
         &flat(&[&[p0], &xs0]),
@@ -2120,7 +3002,7 @@ fn p30() {
 mod p31 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1, xs0))]
+    #[differentiate(wrt(p1, xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -2171,6 +3053,30 @@ fn p31() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p31::f_jvp(p0, p1, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) =
+        p31::f_hvp(p0, p1, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p1], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p1], &hv.xs0])),
+        [
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p31::f(p0, x[0], &x[1..5]),
         &flat(&[&[p1], &xs0]),
@@ -2185,7 +3091,7 @@ fn p31() {
 mod p32 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1, p2))]
+    #[differentiate(wrt(p1, p2), forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, mut p2: f64) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -2216,6 +3122,26 @@ fn p32() {
             f64::from_bits(0xbfee7919c9c37a7e), // p2: -0.9522828045554232
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p32::f_jvp(p0, p1, p2, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfee7919c9c37a7e,
+        "f_jvp gives {jvp:?}, the interpreter -0.9522828045554232"
+    );
+    let (hvp_value, hg, hv) = p32::f_hvp(p0, p1, p2, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p1], &[hg.p2]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p1], &[hv.p2]])),
+        [
+            0x0000000000000000, // p1: 0.0
+            0x3fcf3b2699512b14, // p2: 0.24399263845619912
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p32::f(p0, x[0], x[1]),
         &flat(&[&[p1], &[p2]]),
@@ -2230,7 +3156,7 @@ fn p32() {
 mod p33 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -2279,6 +3205,51 @@ fn p33() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p33::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fd9f396f94220ad,
+        "f_jvp gives {jvp:?}, the interpreter 0.40549253789550727"
+    );
+    let (hvp_value, hg, hv) = p33::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &[hg.p2], &hg.xs0])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &[hv.p2], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // p2: 0.0
+            0x3fc9daab83ba7675, // xs0[0]: 0.20198577816056554
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p33::f(x[0], x[1], x[2], &x[3..6]),
         &flat(&[&[p0], &[p1], &[p2], &xs0]),
@@ -2293,7 +3264,7 @@ fn p33() {
 mod p34 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs0, xs1))]
+    #[differentiate(wrt(xs0, xs1), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         if !(f64::ceil(p0.tanh()) > 0.0 + (if !(xs1[2] <= p0) { xs0[0] } else { xs0[1] })) {
             for (i0, &e0) in xs0.iter().enumerate() {
@@ -2355,6 +3326,42 @@ fn p34() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p34::f_jvp(
+        p0,
+        &xs0,
+        &xs1,
+        &[-0.4, 1.0, 0.19999999999999996],
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p34::f_hvp(
+        p0,
+        &xs0,
+        &xs1,
+        &[-0.4, 1.0, 0.19999999999999996],
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs0, &hg.xs1])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs0, &hv.xs1])),
+        [
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p34::f(p0, &x[0..3], &x[3..6]),
         &flat(&[&xs0, &xs1]),
@@ -2369,7 +3376,7 @@ fn p34() {
 mod p35 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, n: usize) -> f64 {
         if !(f64::sin(0.5_f64) > p0 * p0 + -p0
             && chain!(std::f64::consts::PI -> sigmoid)
@@ -2408,6 +3415,25 @@ fn p35() {
             f64::from_bits(0x3ff0000000000000), // p0: 1.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p35::f_jvp(p0, n, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfd999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter -0.4"
+    );
+    let (hvp_value, hg, hv) = p35::f_hvp(p0, n, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p35::f(x[0], n), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -2417,7 +3443,7 @@ fn p35() {
 mod p36 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, n: usize) -> f64 {
         if ((f64::clamp(p1, std::f64::consts::PI, std::f64::consts::PI + 0.5) - p0)
             .clamp(relu(p1), relu(p1) + 0.5)
@@ -2454,6 +3480,25 @@ fn p36() {
             f64::from_bits(0x0000000000000000), // p0: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p36::f_jvp(p0, p1, n, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p36::f_hvp(p0, p1, n, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p36::f(x[0], p1, n), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -2463,7 +3508,7 @@ fn p36() {
 mod p37 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p2, xs0, xs1))]
+    #[differentiate(wrt(p0, p2, xs0, xs1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         for i0 in 1..3 {
@@ -2557,6 +3602,55 @@ fn p37() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p37::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+        &[0.0, -0.8, 0.6000000000000001],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfb8a51880143919,
+        "f_jvp gives {jvp:?}, the interpreter -0.09626916052750224"
+    );
+    let (hvp_value, hg, hv) = p37::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+        &[0.0, -0.8, 0.6000000000000001],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p2], &hg.xs0, &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p2], &hv.xs0, &hv.xs1])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0xbfc2afb318d97065, // p2: -0.1459869262060948
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p37::f(x[0], p1, x[1], &x[2..5], &x[5..8]),
         &flat(&[&[p0], &[p2], &xs0, &xs1]),
@@ -2571,7 +3665,7 @@ fn p37() {
 mod p38 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64]) -> f64 {
         -f64::sqrt(p0 * p0 + 0.5)
             - p0.clamp(
@@ -2614,6 +3708,28 @@ fn p38() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p38::f_jvp(p0, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fe8cea86f595c7d,
+        "f_jvp gives {jvp:?}, the interpreter 0.7752268004213786"
+    );
+    let (hvp_value, hg, hv) = p38::f_hvp(p0, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0x3f9816ad83645438, // p0: 0.023524008888746034
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p38::f(x[0], &x[1..4]),
         &flat(&[&[p0], &xs0]),
@@ -2628,7 +3744,7 @@ fn p38() {
 mod p39 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         for i0 in (0..2).rev() {
@@ -2663,6 +3779,25 @@ fn p39() {
             f64::from_bits(0x3feb73a7106ab372), // p0: 0.857867748321594
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p39::f_jvp(p0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfd5f61f40555c5c,
+        "f_jvp gives {jvp:?}, the interpreter -0.34314709932863763"
+    );
+    let (hvp_value, hg, hv) = p39::f_hvp(p0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x3fb7132ed3e4a744, // p0: 0.09013645814107202
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p39::f(x[0]), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -2672,7 +3807,7 @@ fn p39() {
 mod p40 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, n: usize) -> f64 {
         for i0 in (1..2).step_by(2).rev() {
             if f64::sin(f64::mul_add(p0, p0, -p0)) >= f64::tan((i0 as f64).tanh().sin())
@@ -2749,6 +3884,25 @@ fn p40() {
             f64::from_bits(0xbff0000000000000), // p0: -1.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p40::f_jvp(p0, n, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fd999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter 0.4"
+    );
+    let (hvp_value, hg, hv) = p40::f_hvp(p0, n, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p40::f(x[0], n), &flat(&[&[p0]]), &[0], 3e-8);
 }
 
@@ -2758,7 +3912,7 @@ fn p40() {
 mod p41 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64) -> f64 {
         p0 * p0
             + (if (p0 >= 0.5 && p0 <= 0.5) && 0.5 <= 0.5 {
@@ -2789,6 +3943,25 @@ fn p41() {
             f64::from_bits(0x3fd8b80c70990c79), // p0: 0.3862334346378656
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p41::f_jvp(p0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfc3c6705a1409fb,
+        "f_jvp gives {jvp:?}, the interpreter -0.15449337385514625"
+    );
+    let (hvp_value, hg, hv) = p41::f_hvp(p0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0xbfe999999999999a, // p0: -0.8
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p41::f(x[0]), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -2798,7 +3971,7 @@ fn p41() {
 mod p42 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p2, xs0, xs1))]
+    #[differentiate(wrt(p0, p2, xs0, xs1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         if (xs0[3] + p2) * f64::ln_1p(sigmoid(p2) - 0.5) < 3.0 + p2
             || !((p2.min(p1) * p2.min(p1) + 1.5).acosh() >= f64::atan(f64::exp2(p1.sin() * 2.0)))
@@ -2858,6 +4031,57 @@ fn p42() {
             f64::from_bits(0x0000000000000000), // xs1[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p42::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8, 0.0],
+        &[-0.8, 0.6000000000000001, -0.19999999999999996, -1.0],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x4013e97baa162296,
+        "f_jvp gives {jvp:?}, the interpreter 4.978010804749507"
+    );
+    let (hvp_value, hg, hv) = p42::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8, 0.0],
+        &[-0.8, 0.6000000000000001, -0.19999999999999996, -1.0],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p2], &hg.xs0, &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p2], &hv.xs0, &hv.xs1])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0xc02206d1ca9fac44, // p2: -9.013319332114527
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0xbfdfabb0ceed9068, // xs1[1]: -0.49485416610537536
+            0x0000000000000000, // xs1[2]: 0.0
+            0x0000000000000000, // xs1[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p42::f(x[0], p1, x[1], &x[2..6], &x[6..10]),
         &flat(&[&[p0], &[p2], &xs0, &xs1]),
@@ -2872,7 +4096,7 @@ fn p42() {
 mod p43 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(p0: f64, p1: f64) -> f64 {
         if !(-(std::f64::consts::PI * p0) - 0.1
             > (if p0 > 0.5 && p0 <= p1 { p0 } else { 0.1 }).mul_add(p1, -p1))
@@ -2937,6 +4161,25 @@ fn p43() {
             f64::from_bits(0x0000000000000000), // p0: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p43::f_jvp(p0, p1, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p43::f_hvp(p0, p1, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p43::f(x[0], p1), &flat(&[&[p0]]), &[0], 2e-8);
 }
 
@@ -2946,7 +4189,7 @@ fn p43() {
 mod p44 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64) -> f64 {
         if f64::log10(p0.abs() + 0.25) <= (softplus(p0) + 0.1).powi(-1)
             && 2.0 / (softplus(p0 / (p0.abs() + 0.25)) + 0.1)
@@ -2987,6 +4230,25 @@ fn p44() {
             f64::from_bits(0x4000000000000000), // p0: 2.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p44::f_jvp(p0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfe999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter -0.8"
+    );
+    let (hvp_value, hg, hv) = p44::f_hvp(p0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p44::f(x[0]), &flat(&[&[p0]]), &[0], 4e-8);
 }
 
@@ -2996,7 +4258,7 @@ fn p44() {
 mod p45 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p2))]
+    #[differentiate(wrt(p0, p2), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64], n: usize) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         f64::hypot((1.0 + p0).signum(), p1)
@@ -3029,6 +4291,26 @@ fn p45() {
             f64::from_bits(0x0000000000000000), // p2: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p45::f_jvp(p0, p1, p2, &xs0, &xs1, n, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p45::f_hvp(p0, p1, p2, &xs0, &xs1, n, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p2]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p2]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p2: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p45::f(x[0], p1, x[1], &xs0, &xs1, n),
         &flat(&[&[p0], &[p2]]),
@@ -3043,7 +4325,7 @@ fn p45() {
 mod p46 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1, xs0))]
+    #[differentiate(wrt(p1, xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64]) -> f64 {
         if (if f64::abs(p1) < xs0[1] || -1.0_f64 <= xs0[1] {
             f64::mul_add(p0, 0.1, -0.1_f64)
@@ -3114,6 +4396,28 @@ fn p46() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p46::f_jvp(p0, p1, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p46::f_hvp(p0, p1, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p1], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p1], &hv.xs0])),
+        [
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p46::f(p0, x[0], &x[1..4]),
         &flat(&[&[p1], &xs0]),
@@ -3128,7 +4432,7 @@ fn p46() {
 mod p47 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1))]
+    #[differentiate(wrt(p0, p1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -3178,6 +4482,26 @@ fn p47() {
             f64::from_bits(0x0000000000000000), // p1: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p47::f_jvp(p0, p1, &xs0, &xs1, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p47::f_hvp(p0, p1, &xs0, &xs1, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p47::f(x[0], x[1], &xs0, &xs1),
         &flat(&[&[p0], &[p1]]),
@@ -3192,7 +4516,7 @@ fn p47() {
 mod p48 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -3267,6 +4591,33 @@ fn p48() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p48::f_jvp(p0, p1, &xs0, -0.4, 1.0, &[0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbff2563aa8265454,
+        "f_jvp gives {jvp:?}, the interpreter -1.146052033266888"
+    );
+    let (hvp_value, hg, hv) =
+        p48::f_hvp(p0, p1, &xs0, -0.4, 1.0, &[0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &hg.xs0])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &hv.xs0])),
+        [
+            0xbfa7e564c020ba59, // p0: -0.046672008946519745
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p48::f(x[0], x[1], &x[2..5]),
         &flat(&[&[p0], &[p1], &xs0]),
@@ -3281,7 +4632,7 @@ fn p48() {
 mod p49 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64) -> f64 {
         for i0 in (1..2).rev() {
             let mut h2: [f64; 3] = [0.0; 3];
@@ -3332,6 +4683,25 @@ fn p49() {
             f64::from_bits(0x0000000000000000), // p0: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p49::f_jvp(p0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p49::f_hvp(p0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p49::f(x[0]), &flat(&[&[p0]]), &[0], 5e-8);
 }
 
@@ -3341,7 +4711,7 @@ fn p49() {
 mod p50 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -3380,6 +4750,25 @@ fn p50() {
             f64::from_bits(0x0000000000000000), // p0: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p50::f_jvp(p0, p1, p2, &xs0, &xs1, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p50::f_hvp(p0, p1, p2, &xs0, &xs1, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p50::f(x[0], p1, p2, &xs0, &xs1),
         &flat(&[&[p0]]),
@@ -3394,7 +4783,7 @@ fn p50() {
 mod p51 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs0, xs1))]
+    #[differentiate(wrt(xs0, xs1), forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, xs0: &[f64], xs1: &[f64], n: usize) -> f64 {
         if std::f64::consts::PI <= f64::sqrt(softplus((n as f64)) + 0.1) {
         } else {
@@ -3463,6 +4852,46 @@ fn p51() {
             f64::from_bits(0x3fb999999999999a), // xs1[2]: 0.1
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p51::f_jvp(
+        p0,
+        p1,
+        &xs0,
+        &xs1,
+        n,
+        &[-0.4, 1.0, 0.19999999999999996],
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p51::f_hvp(
+        p0,
+        p1,
+        &xs0,
+        &xs1,
+        n,
+        &[-0.4, 1.0, 0.19999999999999996],
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs0, &hg.xs1])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs0, &hv.xs1])),
+        [
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p51::f(p0, p1, &x[0..3], &x[3..6], n),
         &flat(&[&xs0, &xs1]),
@@ -3477,7 +4906,7 @@ fn p51() {
 mod p52 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -3510,6 +4939,25 @@ fn p52() {
             f64::from_bits(0x0000000000000000), // p0: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p52::f_jvp(p0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p52::f_hvp(p0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p52::f(x[0]), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -3519,7 +4967,7 @@ fn p52() {
 mod p53 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1, p2))]
+    #[differentiate(wrt(p1, p2), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         p1
@@ -3549,6 +4997,26 @@ fn p53() {
             f64::from_bits(0x0000000000000000), // p2: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p53::f_jvp(p0, p1, p2, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfd999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter -0.4"
+    );
+    let (hvp_value, hg, hv) = p53::f_hvp(p0, p1, p2, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p1], &[hg.p2]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p1], &[hv.p2]])),
+        [
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // p2: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p53::f(p0, x[0], x[1]),
         &flat(&[&[p1], &[p2]]),
@@ -3563,7 +5031,7 @@ fn p53() {
 mod p54 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -3600,6 +5068,28 @@ fn p54() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p54::f_jvp(p0, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p54::f_hvp(p0, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p54::f(x[0], &x[1..4]),
         &flat(&[&[p0], &xs0]),
@@ -3614,7 +5104,7 @@ fn p54() {
 mod p55 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         if !(xs0[1].powi(1)
             <= (if !(xs1[2] >= xs0[2]) && p0 > p0 {
@@ -3679,6 +5169,50 @@ fn p55() {
             f64::from_bits(0x0000000000000000), // xs1[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p55::f_jvp(
+        p0,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6, 0.8],
+        &[0.0, -0.8, 0.6000000000000001, -0.19999999999999996],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x8000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter -0.0"
+    );
+    let (hvp_value, hg, hv) = p55::f_hvp(
+        p0,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6, 0.8],
+        &[0.0, -0.8, 0.6000000000000001, -0.19999999999999996],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &hg.xs0, &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0, &hv.xs1])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+            0x0000000000000000, // xs1[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p55::f(x[0], &x[1..5], &x[5..9]),
         &flat(&[&[p0], &xs0, &xs1]),
@@ -3693,7 +5227,7 @@ fn p55() {
 mod p56 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1, p2, xs1))]
+    #[differentiate(wrt(p1, p2, xs1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         f64::log2(p0.abs() + 0.25) / ((xs1[2] - p0) * (xs1[2] - p0) + 0.5)
     }
@@ -3739,6 +5273,51 @@ fn p56() {
             f64::from_bits(0x0000000000000000), // xs1[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p56::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8, 0.0],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3ffbe26163e46d9b,
+        "f_jvp gives {jvp:?}, the interpreter 1.742768659786498"
+    );
+    let (hvp_value, hg, hv) = p56::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8, 0.0],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p1], &[hg.p2], &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p1], &[hv.p2], &hv.xs1])),
+        [
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // p2: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0xc0002abc0999df78, // xs1[2]: -2.0208664655764856
+            0x0000000000000000, // xs1[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p56::f(p0, x[0], x[1], &xs0, &x[2..6]),
         &flat(&[&[p1], &[p2], &xs1]),
@@ -3753,7 +5332,7 @@ fn p56() {
 mod p57 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs0))]
+    #[differentiate(wrt(xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64]) -> f64 {
         if ((p1 * p1).tanh() * 1.2).tan() >= f64::atan(1.0_f64) * xs0[1]
             && (-p0).tanh() > (f64::tanh(3.0_f64).sin() * 0.9_f64).atanh()
@@ -3821,6 +5400,28 @@ fn p57() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p57::f_jvp(p0, p1, &xs0, &[-0.4, 1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p57::f_hvp(p0, p1, &xs0, &[-0.4, 1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs0])),
+        [
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p57::f(p0, p1, &x[0..4]),
         &flat(&[&xs0]),
@@ -3835,7 +5436,7 @@ fn p57() {
 mod p58 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1))]
+    #[differentiate(wrt(p0, p1), forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, mut p2: f64, xs0: &[f64]) -> f64 {
         for (i0, &e0) in xs0.iter().enumerate() {
             if !(chain!(f64::atan2(std::f64::consts::PI, sigmoid(e0)) -> sigmoid)
@@ -3898,6 +5499,26 @@ fn p58() {
             f64::from_bits(0x0000000000000000), // p1: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p58::f_jvp(p0, p1, p2, &xs0, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p58::f_hvp(p0, p1, p2, &xs0, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p58::f(x[0], x[1], p2, &xs0),
         &flat(&[&[p0], &[p1]]),
@@ -3912,7 +5533,7 @@ fn p58() {
 mod p59 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs1))]
+    #[differentiate(wrt(xs1), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -3980,6 +5601,28 @@ fn p59() {
             f64::from_bits(0x0000000000000000), // xs1[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p59::f_jvp(p0, &xs0, &xs1, &[-0.4, 1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p59::f_hvp(p0, &xs0, &xs1, &[-0.4, 1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs1])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs1])),
+        [
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+            0x0000000000000000, // xs1[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p59::f(p0, &xs0, &x[0..4]),
         &flat(&[&xs1]),
@@ -3994,7 +5637,7 @@ fn p59() {
 mod p60 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1, xs0))]
+    #[differentiate(wrt(p0, p1, xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -4034,6 +5677,48 @@ fn p60() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p60::f_jvp(
+        p0,
+        p1,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p60::f_hvp(
+        p0,
+        p1,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &hg.xs0])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p60::f(x[0], x[1], &x[2..5], &xs1),
         &flat(&[&[p0], &[p1], &xs0]),
@@ -4048,7 +5733,7 @@ fn p60() {
 mod p61 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1, p2))]
+    #[differentiate(wrt(p1, p2), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64]) -> f64 {
         for i0 in (0..xs0.len()).rev() {
             let mut h2: [f64; 3] = [0.0; 3];
@@ -4107,6 +5792,26 @@ fn p61() {
             f64::from_bits(0x0000000000000000), // p2: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p61::f_jvp(p0, p1, p2, &xs0, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fa28fe47c5ac5e7,
+        "f_jvp gives {jvp:?}, the interpreter 0.03625406282425186"
+    );
+    let (hvp_value, hg, hv) = p61::f_hvp(p0, p1, p2, &xs0, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p1], &[hg.p2]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p1], &[hv.p2]])),
+        [
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // p2: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p61::f(p0, x[0], x[1], &xs0),
         &flat(&[&[p1], &[p2]]),
@@ -4121,7 +5826,7 @@ fn p61() {
 mod p62 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, p1: f64) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         for i0 in 0..2 {
@@ -4167,6 +5872,26 @@ fn p62() {
             f64::from_bits(0xc010fe53dd77c4be), // p1: -4.248366795001116
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p62::f_jvp(p0, p1, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xc010fe53dd77c4be,
+        "f_jvp gives {jvp:?}, the interpreter -4.248366795001116"
+    );
+    let (hvp_value, hg, hv) = p62::f_hvp(p0, p1, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x4000000000000000, // p1: 2.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p62::f(x[0], x[1]),
         &flat(&[&[p0], &[p1]]),
@@ -4181,7 +5906,7 @@ fn p62() {
 mod p63 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, mut p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         for (i0, &e0) in xs0.iter().enumerate() {
             let mut h0: [f64; 4] = [0.0; 4];
@@ -4256,6 +5981,70 @@ fn p63() {
             f64::from_bits(0x0000000000000000), // xs1[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p63::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0, -0.8],
+        &[
+            0.6000000000000001,
+            -0.19999999999999996,
+            -1.0,
+            0.3999999999999999,
+        ],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfd21c7e275cc904,
+        "f_jvp gives {jvp:?}, the interpreter -0.28298906177509786"
+    );
+    let (hvp_value, hg, hv) = p63::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0, -0.8],
+        &[
+            0.6000000000000001,
+            -0.19999999999999996,
+            -1.0,
+            0.3999999999999999,
+        ],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &[hg.p2], &hg.xs0, &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &[hv.p2], &hv.xs0, &hv.xs1])),
+        [
+            0xbfd877d207a580ed, // p0: -0.382313258616718
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // p2: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+            0x0000000000000000, // xs1[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p63::f(x[0], x[1], x[2], &x[3..7], &x[7..11]),
         &flat(&[&[p0], &[p1], &[p2], &xs0, &xs1]),
@@ -4270,7 +6059,7 @@ fn p63() {
 mod p64 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs0))]
+    #[differentiate(wrt(xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -4338,6 +6127,28 @@ fn p64() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p64::f_jvp(p0, p1, p2, &xs0, &[-0.4, 1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p64::f_hvp(p0, p1, p2, &xs0, &[-0.4, 1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs0])),
+        [
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p64::f(p0, p1, p2, &x[0..4]),
         &flat(&[&xs0]),
@@ -4352,7 +6163,7 @@ fn p64() {
 mod p65 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1, p2, xs0))]
+    #[differentiate(wrt(p0, p1, p2, xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         if f64::mul_add(chain!(p1 -> mse(p2)), p1 * (p2 * p2), -(p1 * (p2 * p2)))
@@ -4394,6 +6205,53 @@ fn p65() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p65::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fc9999999999998,
+        "f_jvp gives {jvp:?}, the interpreter 0.19999999999999996"
+    );
+    let (hvp_value, hg, hv) = p65::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        1.0,
+        0.19999999999999996,
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &[hg.p2], &hg.xs0])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &[hv.p2], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // p2: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p65::f(x[0], x[1], x[2], &x[3..6], &xs1),
         &flat(&[&[p0], &[p1], &[p2], &xs0]),
@@ -4408,7 +6266,7 @@ fn p65() {
 mod p66 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(mut p0: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -4446,6 +6304,25 @@ fn p66() {
             f64::from_bits(0x0000000000000000), // p0: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p66::f_jvp(p0, &xs0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p66::f_hvp(p0, &xs0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p66::f(x[0], &xs0), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -4455,7 +6332,7 @@ fn p66() {
 mod p67 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p2))]
+    #[differentiate(wrt(p0, p2), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64]) -> f64 {
         if !(1.5 * std::f64::consts::PI
             < (if xs0[1] >= p0 && p1 <= p1 { p2 } else { xs0[1] }).signum())
@@ -4499,6 +6376,26 @@ fn p67() {
             f64::from_bits(0x0000000000000000), // p2: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p67::f_jvp(p0, p1, p2, &xs0, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p67::f_hvp(p0, p1, p2, &xs0, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p2]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p2]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p2: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p67::f(x[0], p1, x[1], &xs0),
         &flat(&[&[p0], &[p2]]),
@@ -4513,7 +6410,7 @@ fn p67() {
 mod p68 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, p1: f64) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -4550,6 +6447,26 @@ fn p68() {
             f64::from_bits(0x0000000000000000), // p1: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p68::f_jvp(p0, p1, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p68::f_hvp(p0, p1, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p68::f(x[0], x[1]),
         &flat(&[&[p0], &[p1]]),
@@ -4564,7 +6481,7 @@ fn p68() {
 mod p69 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs1))]
+    #[differentiate(wrt(p0, xs1), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -4609,6 +6526,30 @@ fn p69() {
             f64::from_bits(0x0000000000000000), // xs1[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p69::f_jvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fc4e8f21a78576d,
+        "f_jvp gives {jvp:?}, the interpreter 0.16335893909916469"
+    );
+    let (hvp_value, hg, hv) =
+        p69::f_hvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs1])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs1])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0xbfa1f21887b83266, // xs1[1]: -0.03505016953213129
+            0x0000000000000000, // xs1[2]: 0.0
+            0x0000000000000000, // xs1[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p69::f(x[0], &xs0, &x[1..5]),
         &flat(&[&[p0], &xs1]),
@@ -4623,7 +6564,7 @@ fn p69() {
 mod p70 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         if f64::cbrt(f64::log(h0[0].abs() + 0.25, 2.0) * f64::log(h0[0].abs() + 0.25, 2.0) + 0.5)
@@ -4690,6 +6631,29 @@ fn p70() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p70::f_jvp(p0, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p70::f_hvp(p0, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p70::f(x[0], &x[1..5]),
         &flat(&[&[p0], &xs0]),
@@ -4704,7 +6668,7 @@ fn p70() {
 mod p71 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs0, xs1))]
+    #[differentiate(wrt(p0, xs0, xs1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -4764,6 +6728,50 @@ fn p71() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p71::f_jvp(
+        p0,
+        p1,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6],
+        &[0.8, 0.0, -0.8],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x8000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter -0.0"
+    );
+    let (hvp_value, hg, hv) = p71::f_hvp(
+        p0,
+        p1,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6],
+        &[0.8, 0.0, -0.8],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &hg.xs0, &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0, &hv.xs1])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p71::f(x[0], p1, &x[1..4], &x[4..7]),
         &flat(&[&[p0], &xs0, &xs1]),
@@ -4778,7 +6786,7 @@ fn p71() {
 mod p72 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs1))]
+    #[differentiate(wrt(xs1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         for i0 in 1..xs1.len() {
             let p1 = p1.round() + (p1 + 3.0 - p0);
@@ -4841,6 +6849,42 @@ fn p72() {
             f64::from_bits(0xbff0000000000000), // xs1[3]: -1.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p72::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        &[-0.4, 1.0, 0.19999999999999996, -0.6],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fe3333333333333,
+        "f_jvp gives {jvp:?}, the interpreter 0.6"
+    );
+    let (hvp_value, hg, hv) = p72::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        &[-0.4, 1.0, 0.19999999999999996, -0.6],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs1])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs1])),
+        [
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+            0x0000000000000000, // xs1[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p72::f(p0, p1, p2, &xs0, &x[0..4]),
         &flat(&[&xs1]),
@@ -4855,7 +6899,7 @@ fn p72() {
 mod p73 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(mut p0: f64, xs0: &[f64], n: usize) -> f64 {
         for i0 in 1..n {
             let v1 = f64::exp_m1(p0.tanh() * 3.0) - (p0 + p0);
@@ -4922,6 +6966,25 @@ fn p73() {
             f64::from_bits(0xbfe72c838adfb7ac), // p0: -0.724183818090514
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p73::f_jvp(p0, &xs0, n, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fd28a02d57fc623,
+        "f_jvp gives {jvp:?}, the interpreter 0.2896735272362056"
+    );
+    let (hvp_value, hg, hv) = p73::f_hvp(p0, &xs0, n, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0xbfd3790a240df580, // p0: -0.3042626716704362
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p73::f(x[0], &xs0, n), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -4931,7 +6994,7 @@ fn p73() {
 mod p74 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1))]
+    #[differentiate(wrt(p1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, n: usize) -> f64 {
         for i0 in 1..2 {
             for i1 in 0..2 {
@@ -5008,6 +7071,25 @@ fn p74() {
             f64::from_bits(0x0000000000000000), // p1: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p74::f_jvp(p0, p1, n, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p74::f_hvp(p0, p1, n, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p1]])),
+        [
+0x0000000000000000, // p1: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p74::f(p0, x[0], n), &flat(&[&[p1]]), &[0], 2e-8);
 }
 
@@ -5017,7 +7099,7 @@ fn p74() {
 mod p75 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs1))]
+    #[differentiate(wrt(p0, xs1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         if (if p1 <= xs1[2] && p1 < p1 {
             (0.1_f64.abs() + 0.25_f64).ln()
@@ -5076,6 +7158,45 @@ fn p75() {
             f64::from_bits(0x0000000000000000), // xs1[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p75::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fa65dfbc898cee8,
+        "f_jvp gives {jvp:?}, the interpreter 0.043685787426879064"
+    );
+    let (hvp_value, hg, hv) = p75::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs1])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs1])),
+        [
+            0xbfc2b7df49d890e8, // p0: -0.14623633485565013
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+            0x0000000000000000, // xs1[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p75::f(x[0], p1, p2, &xs0, &x[1..5]),
         &flat(&[&[p0], &xs1]),
@@ -5090,7 +7211,7 @@ fn p75() {
 mod p76 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, mut p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -5132,6 +7253,25 @@ fn p76() {
             f64::from_bits(0x0000000000000000), // p0: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p76::f_jvp(p0, p1, p2, &xs0, &xs1, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p76::f_hvp(p0, p1, p2, &xs0, &xs1, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p76::f(x[0], p1, p2, &xs0, &xs1),
         &flat(&[&[p0]]),
@@ -5146,7 +7286,7 @@ fn p76() {
 mod p77 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(mut p0: f64) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -5194,6 +7334,25 @@ fn p77() {
             f64::from_bits(0xbf7760b1d32532af), // p0: -0.0057074495583264015
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p77::f_jvp(p0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3f62b3c175b75bbf,
+        "f_jvp gives {jvp:?}, the interpreter 0.0022829798233305605"
+    );
+    let (hvp_value, hg, hv) = p77::f_hvp(p0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0xbf718f9c45ec11ca, // p0: -0.004287348215033801
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p77::f(x[0]), &flat(&[&[p0]]), &[0], 2e-7);
 }
 
@@ -5203,7 +7362,7 @@ fn p77() {
 mod p78 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64], n: usize) -> f64 {
         if f64::tan(0.0_f64.tanh() * 1.2_f64)
             / (f64::powf(p1.abs() + 0.25, p1.sin() * 2.0).tanh() + 2.0)
@@ -5259,6 +7418,48 @@ fn p78() {
             f64::from_bits(0xbfeccb1c329dd558), // xs0[2]: -0.8997937191585761
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p78::f_jvp(
+        p0,
+        p1,
+        &xs0,
+        n,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfe708e35bb1777a,
+        "f_jvp gives {jvp:?}, the interpreter -0.7198349753268609"
+    );
+    let (hvp_value, hg, hv) = p78::f_hvp(
+        p0,
+        p1,
+        &xs0,
+        n,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &hg.xs0])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0xbf7b933270d94e60, // xs0[2]: -0.006732174906193572
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p78::f(x[0], x[1], &x[2..5], n),
         &flat(&[&[p0], &[p1], &xs0]),
@@ -5273,7 +7474,7 @@ fn p78() {
 mod p79 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -5329,6 +7530,25 @@ fn p79() {
             f64::from_bits(0xbff0000000000000), // p0: -1.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p79::f_jvp(p0, p1, &xs0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fd999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter 0.4"
+    );
+    let (hvp_value, hg, hv) = p79::f_hvp(p0, p1, &xs0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p79::f(x[0], p1, &xs0), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -5338,7 +7558,7 @@ fn p79() {
 mod p80 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs0, xs1))]
+    #[differentiate(wrt(xs0, xs1), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -5408,6 +7628,42 @@ fn p80() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p80::f_jvp(
+        p0,
+        &xs0,
+        &xs1,
+        &[-0.4, 1.0, 0.19999999999999996],
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p80::f_hvp(
+        p0,
+        &xs0,
+        &xs1,
+        &[-0.4, 1.0, 0.19999999999999996],
+        &[-0.6, 0.8, 0.0],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs0, &hg.xs1])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs0, &hv.xs1])),
+        [
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p80::f(p0, &x[0..3], &x[3..6]),
         &flat(&[&xs0, &xs1]),
@@ -5422,7 +7678,7 @@ fn p80() {
 mod p81 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -5483,6 +7739,25 @@ fn p81() {
             f64::from_bits(0xbfe0000000000000), // p0: -0.5
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p81::f_jvp(p0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fc999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter 0.2"
+    );
+    let (hvp_value, hg, hv) = p81::f_hvp(p0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p81::f(x[0]), &flat(&[&[p0]]), &[0], 3e-8);
 }
 
@@ -5492,7 +7767,7 @@ fn p81() {
 mod p82 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1, xs0))]
+    #[differentiate(wrt(p1, xs0), forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         if !(1.0_f64.abs() > f64::cosh(xs1[2]) - (p1 + p0) - p1) {
             for (i0, (&e0, &g0)) in xs1.iter().zip(xs1.iter()).enumerate() {
@@ -5550,6 +7825,43 @@ fn p82() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p82::f_jvp(
+        p0,
+        p1,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfd999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter -0.4"
+    );
+    let (hvp_value, hg, hv) = p82::f_hvp(
+        p0,
+        p1,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p1], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p1], &hv.xs0])),
+        [
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p82::f(p0, x[0], &x[1..5], &xs1),
         &flat(&[&[p1], &xs0]),
@@ -5564,7 +7876,7 @@ fn p82() {
 mod p83 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1, xs0))]
+    #[differentiate(wrt(p0, p1, xs0), forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, mut p2: f64, xs0: &[f64]) -> f64 {
         for &e0 in xs0.iter() {
             for i1 in (1..xs0.len()).rev() {
@@ -5604,6 +7916,48 @@ fn p83() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p83::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbff46d7ed6b539ec,
+        "f_jvp gives {jvp:?}, the interpreter -1.2767322909381802"
+    );
+    let (hvp_value, hg, hv) = p83::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p1], &hg.xs0])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1], &hv.xs0])),
+        [
+            0x3fe999999999999a, // p0: 0.8
+            0x0000000000000000, // p1: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p83::f(x[0], x[1], p2, &x[2..5]),
         &flat(&[&[p0], &[p1], &xs0]),
@@ -5618,7 +7972,7 @@ fn p83() {
 mod p84 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs0))]
+    #[differentiate(wrt(p0, xs0), forward, hvp)]
     pub fn f(mut p0: f64, mut p1: f64, mut p2: f64, xs0: &[f64], xs1: &[f64], n: usize) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -5673,6 +8027,46 @@ fn p84() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p84::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        n,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfd999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter -0.4"
+    );
+    let (hvp_value, hg, hv) = p84::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        &xs1,
+        n,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p84::f(x[0], p1, p2, &x[1..4], &xs1, n),
         &flat(&[&[p0], &xs0]),
@@ -5687,7 +8081,7 @@ fn p84() {
 mod p85 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, p1: f64) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         if !(p1 > h0[0]) && p0 + p0 > p1 {
@@ -5720,6 +8114,26 @@ fn p85() {
             f64::from_bits(0xbff0000000000000), // p1: -1.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p85::f_jvp(p0, p1, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbff0000000000000,
+        "f_jvp gives {jvp:?}, the interpreter -1.0"
+    );
+    let (hvp_value, hg, hv) = p85::f_hvp(p0, p1, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p85::f(x[0], x[1]),
         &flat(&[&[p0], &[p1]]),
@@ -5734,7 +8148,7 @@ fn p85() {
 mod p86 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs0))]
+    #[differentiate(wrt(xs0), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64], n: usize) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -5768,6 +8182,27 @@ fn p86() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p86::f_jvp(p0, &xs0, &xs1, n, &[-0.4, 1.0, 0.19999999999999996]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p86::f_hvp(p0, &xs0, &xs1, n, &[-0.4, 1.0, 0.19999999999999996]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs0])),
+        [
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p86::f(p0, &x[0..3], &xs1, n),
         &flat(&[&xs0]),
@@ -5782,7 +8217,7 @@ fn p86() {
 mod p87 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs0))]
+    #[differentiate(wrt(p0, xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64]) -> f64 {
         f64::ln_1p(p0 * p0) - (2.0_f64.tanh() * 0.9_f64).acos()
     }
@@ -5814,6 +8249,28 @@ fn p87() {
             f64::from_bits(0x0000000000000000), // xs0[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p87::f_jvp(p0, p1, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fd4b5b6396d97c4,
+        "f_jvp gives {jvp:?}, the interpreter 0.32359080894672965"
+    );
+    let (hvp_value, hg, hv) = p87::f_hvp(p0, p1, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0xbfd7e51b5f6d5605, // p0: -0.37335857695629243
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p87::f(x[0], p1, &x[1..4]),
         &flat(&[&[p0], &xs0]),
@@ -5828,7 +8285,7 @@ fn p87() {
 mod p88 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         let mut h1 = [0.0_f64; 3];
@@ -5865,6 +8322,25 @@ fn p88() {
             f64::from_bits(0x400d5136f4263998), // p0: 3.6646555971303307
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p88::f_jvp(p0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbff7742bf684fae0,
+        "f_jvp gives {jvp:?}, the interpreter -1.4658622388521323"
+    );
+    let (hvp_value, hg, hv) = p88::f_hvp(p0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0xbfd203ca45a22ec3, // p0: -0.28148133087300325
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p88::f(x[0]), &flat(&[&[p0]]), &[0], 2e-8);
 }
 
@@ -5874,7 +8350,7 @@ fn p88() {
 mod p89 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs1))]
+    #[differentiate(wrt(p0, xs1), forward, hvp)]
     pub fn f(mut p0: f64, xs0: &[f64], xs1: &[f64], n: usize) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         for (i0, &e0) in xs1.iter().enumerate().rev() {
@@ -5945,6 +8421,29 @@ fn p89() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p89::f_jvp(p0, &xs0, &xs1, n, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfd999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter -0.4"
+    );
+    let (hvp_value, hg, hv) =
+        p89::f_hvp(p0, &xs0, &xs1, n, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs1])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs1])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p89::f(x[0], &xs0, &x[1..4], n),
         &flat(&[&[p0], &xs1]),
@@ -5959,7 +8458,7 @@ fn p89() {
 mod p90 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(xs1))]
+    #[differentiate(wrt(xs1), forward, hvp)]
     pub fn f(p0: f64, xs0: &[f64], xs1: &[f64], n: usize) -> f64 {
         for i0 in (0..n).rev() {
             if (if !(p0.powi(4) + xs1[0] >= 1.0_f64 - 0.1_f64) {
@@ -6048,6 +8547,27 @@ fn p90() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p90::f_jvp(p0, &xs0, &xs1, n, &[-0.4, 1.0, 0.19999999999999996]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p90::f_hvp(p0, &xs0, &xs1, n, &[-0.4, 1.0, 0.19999999999999996]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&hg.xs1])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&hv.xs1])),
+        [
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p90::f(p0, &xs0, &x[0..3], n),
         &flat(&[&xs1]),
@@ -6062,7 +8582,7 @@ fn p90() {
 mod p91 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -6090,6 +8610,25 @@ fn p91() {
             f64::from_bits(0xbff0000000000000), // p0: -1.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p91::f_jvp(p0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x3fd999999999999a,
+        "f_jvp gives {jvp:?}, the interpreter 0.4"
+    );
+    let (hvp_value, hg, hv) = p91::f_hvp(p0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p91::f(x[0]), &flat(&[&[p0]]), &[0], 3e-8);
 }
 
@@ -6099,7 +8638,7 @@ fn p91() {
 mod p92 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(mut p0: f64, xs0: &[f64]) -> f64 {
         if chain!(xs0[0].exp() -> leaky_relu(sigmoid(p0) * 0.3)) >= chain!(p0.atan() -> softplus)
             || !(xs0[0] * clamp(xs0[1], 2.0, 2.0_f64 + 2.0_f64) > f64::round(grad::relu(2.0_f64)))
@@ -6151,6 +8690,28 @@ fn p92() {
             f64::from_bits(0x3ff0000000000000), // xs0[2]: 1.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p92::f_jvp(p0, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfe3333333333333,
+        "f_jvp gives {jvp:?}, the interpreter -0.6"
+    );
+    let (hvp_value, hg, hv) = p92::f_hvp(p0, &xs0, -0.4, &[1.0, 0.19999999999999996, -0.6]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p92::f(x[0], &x[1..4]),
         &flat(&[&[p0], &xs0]),
@@ -6165,7 +8726,7 @@ fn p92() {
 mod p93 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p2, xs0))]
+    #[differentiate(wrt(p0, p2, xs0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         if p0.powi(0) >= p1 - 2.0
@@ -6227,6 +8788,49 @@ fn p93() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p93::f_jvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8, 0.0],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p93::f_hvp(
+        p0,
+        p1,
+        p2,
+        &xs0,
+        -0.4,
+        1.0,
+        &[0.19999999999999996, -0.6, 0.8, 0.0],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &[hg.p2], &hg.xs0])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p2], &hv.xs0])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p2: 0.0
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p93::f(x[0], p1, x[1], &x[2..6]),
         &flat(&[&[p0], &[p2], &xs0]),
@@ -6241,7 +8845,7 @@ fn p93() {
 mod p94 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(p0: f64, p1: f64) -> f64 {
         for i0 in (0..2).rev() {
             if (-(-p0)
@@ -6289,6 +8893,26 @@ fn p94() {
             f64::from_bits(0x0000000000000000), // p1: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p94::f_jvp(p0, p1, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p94::f_hvp(p0, p1, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p94::f(x[0], x[1]),
         &flat(&[&[p0], &[p1]]),
@@ -6303,7 +8927,7 @@ fn p94() {
 mod p95 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0))]
+    #[differentiate(wrt(p0), forward, hvp)]
     pub fn f(p0: f64, p1: f64, xs0: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         if chain!(p0 -> leaky_relu(0.1)) > f64::tanh((p0 + xs0[2]).hypot(-1.0))
@@ -6343,6 +8967,25 @@ fn p95() {
             f64::from_bits(0x0000000000000000), // p0: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p95::f_jvp(p0, p1, &xs0, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p95::f_hvp(p0, p1, &xs0, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0]])),
+        [
+0x0000000000000000, // p0: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p95::f(x[0], p1, &xs0), &flat(&[&[p0]]), &[0], 1e-8);
 }
 
@@ -6352,7 +8995,7 @@ fn p95() {
 mod p96 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, p1))]
+    #[differentiate(wrt(p0, p1), forward, hvp)]
     pub fn f(p0: f64, p1: f64, p2: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         (2.0_f64.tanh() * 3.0_f64).exp2() + (p1 + p1)
     }
@@ -6387,6 +9030,26 @@ fn p96() {
             f64::from_bits(0x4000000000000000), // p1: 2.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p96::f_jvp(p0, p1, p2, &xs0, &xs1, -0.4, 1.0);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x4000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 2.0"
+    );
+    let (hvp_value, hg, hv) = p96::f_hvp(p0, p1, p2, &xs0, &xs1, -0.4, 1.0);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &[hv.p1]])),
+        [
+            0x0000000000000000, // p0: 0.0
+            0x0000000000000000, // p1: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p96::f(x[0], x[1], p2, &xs0, &xs1),
         &flat(&[&[p0], &[p1]]),
@@ -6401,7 +9064,7 @@ fn p96() {
 mod p97 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p0, xs0))]
+    #[differentiate(wrt(p0, xs0), forward, hvp)]
     pub fn f(mut p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         let mut h1 = [0.0_f64; 4];
@@ -6471,6 +9134,30 @@ fn p97() {
             f64::from_bits(0x0000000000000000), // xs0[3]: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p97::f_jvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfc72b672bdaaa84,
+        "f_jvp gives {jvp:?}, the interpreter -0.18101205483738536"
+    );
+    let (hvp_value, hg, hv) =
+        p97::f_hvp(p0, &xs0, &xs1, -0.4, &[1.0, 0.19999999999999996, -0.6, 0.8]);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p0], &hg.xs0])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0])),
+        [
+            0xbfe1a034fc2ba0b4, // p0: -0.5508065152362378
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(
         |x| p97::f(x[0], &x[1..5], &xs1),
         &flat(&[&[p0], &xs0]),
@@ -6485,7 +9172,7 @@ fn p97() {
 mod p98 {
     use grad::prelude::*;
 
-    #[differentiate(wrt(p1))]
+    #[differentiate(wrt(p1), forward, hvp)]
     pub fn f(p0: f64, p1: f64) -> f64 {
         let mut h0: [f64; 3] = [0.0; 3];
         for i0 in 0..2 {
@@ -6535,6 +9222,25 @@ fn p98() {
             f64::from_bits(0x0000000000000000), // p1: 0.0
         ],
     );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p98::f_jvp(p0, p1, -0.4);
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0x0000000000000000,
+        "f_jvp gives {jvp:?}, the interpreter 0.0"
+    );
+    let (hvp_value, hg, hv) = p98::f_hvp(p0, p1, -0.4);
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(bits(&flat(&[&[hg.p1]])), bits(&run.grad.1));
+    assert_eq!(
+        bits(&flat(&[&[hv.p1]])),
+        [
+0x0000000000000000, // p1: 0.0
+],
+        "f_hvp's Hessian-vector product",
+    );
     run.finite_differences(|x| p98::f(p0, x[0]), &flat(&[&[p1]]), &[0], 1e-8);
 }
 
@@ -6544,7 +9250,7 @@ fn p98() {
 mod p99 {
     use grad::prelude::*;
 
-    #[differentiate]
+    #[differentiate(forward, hvp)]
     pub fn f(mut p0: f64, xs0: &[f64], xs1: &[f64]) -> f64 {
         let mut h0: [f64; 4] = [0.0; 4];
         if !(p0 * 0.0 * f64::ln_1p(sigmoid(p0.mul_add(p0, -p0)) - 0.5)
@@ -6665,6 +9371,50 @@ fn p99() {
             f64::from_bits(0x0000000000000000), // xs1[2]: 0.0
             f64::from_bits(0x0000000000000000), // xs1[3]: 0.0
         ],
+    );
+    // `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the
+    // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.
+    let (jvp_value, jvp) = p99::f_jvp(
+        p0,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6, 0.8],
+        &[0.0, -0.8, 0.6000000000000001, -0.19999999999999996],
+    );
+    assert_eq!(jvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        jvp.to_bits(),
+        0xbfdf6945d69bb6d7,
+        "f_jvp gives {jvp:?}, the interpreter -0.490800342157724"
+    );
+    let (hvp_value, hg, hv) = p99::f_hvp(
+        p0,
+        &xs0,
+        &xs1,
+        -0.4,
+        &[1.0, 0.19999999999999996, -0.6, 0.8],
+        &[0.0, -0.8, 0.6000000000000001, -0.19999999999999996],
+    );
+    assert_eq!(hvp_value.to_bits(), run.value.to_bits());
+    assert_eq!(
+        bits(&flat(&[&[hg.p0], &hg.xs0, &hg.xs1])),
+        bits(&run.grad.1)
+    );
+    assert_eq!(
+        bits(&flat(&[&[hv.p0], &hv.xs0, &hv.xs1])),
+        [
+            0xbfe999999999999a, // p0: -0.8
+            0x0000000000000000, // xs0[0]: 0.0
+            0x0000000000000000, // xs0[1]: 0.0
+            0x0000000000000000, // xs0[2]: 0.0
+            0x0000000000000000, // xs0[3]: 0.0
+            0x0000000000000000, // xs1[0]: 0.0
+            0x0000000000000000, // xs1[1]: 0.0
+            0x0000000000000000, // xs1[2]: 0.0
+            0x0000000000000000, // xs1[3]: 0.0
+        ],
+        "f_hvp's Hessian-vector product",
     );
     run.finite_differences(
         |x| p99::f(x[0], &x[1..5], &x[5..9]),

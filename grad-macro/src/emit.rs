@@ -297,7 +297,14 @@ impl<'a> Emitter<'a> {
         for (index, info) in func.vars.iter().enumerate() {
             let span = info.span;
             let var = Var(index as u32);
-            if !appears.contains(&var) && info.origin != Origin::Param {
+            // Parameters, and the tangent parameters of forward mode, are
+            // named even when the body never reads them.
+            let parameter = match info.origin {
+                Origin::Param => true,
+                Origin::Tangent(of) => func.info(of).origin == Origin::Param,
+                _ => false,
+            };
+            if !appears.contains(&var) && !parameter {
                 names.push(Ident::new("__unused", Span::call_site()));
                 continue;
             }

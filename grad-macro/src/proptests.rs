@@ -3337,11 +3337,63 @@ fn compiled_program(name: &str, draw: usize, p: &Program) -> (String, usize) {
         }
     }
 
+    // Forward mode and forward over reverse in a fixed direction, through
+    // the interpreter: the compiled `f_jvp` and `f_hvp` must give the same
+    // bits.
+    let direction = |k: usize| ((k * 7 + 3) % 11) as f64 / 5.0 - 1.0;
+    let mut tangent_args = vec![];
+    let mut extra = vec![];
+    let seeds: Vec<Var> = primal
+        .params
+        .iter()
+        .filter(|q| q.wrt)
+        .map(|q| q.var)
+        .collect();
+    let mut k = 0;
+    for param in &r.params {
+        match param {
+            ParamDecl::Scalar { wrt: true, .. } => {
+                let v = direction(k);
+                k += 1;
+                tangent_args.push(format!("{v:?}"));
+                extra.push(Val::F(v));
+            }
+            ParamDecl::Slice { wrt: true, .. } => {
+                let v: Vec<f64> = (0..r.len).map(|j| direction(k + j)).collect();
+                k += r.len;
+                let items: Vec<String> = v.iter().map(|v| format!("{v:?}")).collect();
+                tangent_args.push(format!("&[{}]", items.join(", ")));
+                extra.push(Val::Arr(v.into_iter().map(Val::F).collect()));
+            }
+            _ => {}
+        }
+    }
+    let interp_args = interp_args(&r, &x);
+    let crate::forward::Forward {
+        func: mut jvp,
+        tangents,
+    } = crate::forward::forward(&primal, &seeds).expect("forward mode");
+    simplify::simplify(&mut jvp);
+    let bound: Vec<(Var, Val<f64>)> = tangents.iter().copied().zip(extra.clone()).collect();
+    let jvp_out = interp::run_yields(&jvp, &interp_args, &bound).yields;
+    let Some(Val::F(jvp_dot)) = jvp_out.get(1).cloned() else {
+        panic!("f_jvp yields {jvp_out:?}")
+    };
+    let back = backward(&primal).expect("transforms");
+    let crate::forward::Forward {
+        func: mut hvp,
+        tangents,
+    } = crate::forward::forward(&back, &seeds).expect("forward over reverse");
+    hvp.body.yields.truncate(1);
+    simplify::simplify(&mut hvp);
+    let bound: Vec<(Var, Val<f64>)> = tangents.iter().copied().zip(extra).collect();
+    let hvp_run = interp::run_yields(&hvp, &interp_args, &bound);
+
     let mut out = String::new();
     let attr = if r.wrt.is_empty() {
-        "#[differentiate]".to_string()
+        "#[differentiate(forward, hvp)]".to_string()
     } else {
-        format!("#[differentiate({})]", r.attr())
+        format!("#[differentiate({}, forward, hvp)]", r.attr())
     };
     let _ = write!(
         out,
@@ -3412,6 +3464,26 @@ fn compiled_program(name: &str, draw: usize, p: &Program) -> (String, usize) {
         );
     }
     let _ = writeln!(out, "],\n);");
+    let tangent_args = tangent_args.join(", ");
+    let _ = writeln!(
+        out,
+        "// `f_jvp` and `f_hvp` in a fixed direction: the value is `f`'s, the\n\
+         // gradient `f_grad`'s, the derivatives the interpreter's, bit for bit.\n\
+         let (jvp_value, jvp) = {name}::f_jvp({args}, {tangent_args});\n\
+         assert_eq!(jvp_value.to_bits(), run.value.to_bits());\n\
+         assert_eq!(jvp.to_bits(), {:#018x}, \"f_jvp gives {{jvp:?}}, the interpreter {jvp_dot:?}\");\n\
+         let (hvp_value, hg, hv) = {name}::f_hvp({args}, {tangent_args});\n\
+         assert_eq!(hvp_value.to_bits(), run.value.to_bits());\n\
+         assert_eq!(bits(&{}), bits(&run.grad.1));",
+        jvp_dot.to_bits(),
+        flat("hg"),
+    );
+    let _ = writeln!(out, "assert_eq!(\nbits(&{}),\n[", flat("hv"));
+    for (input, j) in &wrt {
+        let h = hvp_run.grad_dot[slots[*j].1];
+        let _ = writeln!(out, "{:#018x}, // {input}: {h:?}", h.to_bits());
+    }
+    let _ = writeln!(out, "],\n\"f_hvp's Hessian-vector product\",\n);");
     if !checked.is_empty() {
         let point: Vec<&str> = wrt_params.iter().map(|(p, _)| p.as_str()).collect();
         let components: Vec<String> = checked.iter().map(|k| k.to_string()).collect();
@@ -3469,6 +3541,11 @@ fn compiled_file() -> String {
 //! * the gradient of `f_grad`, and the one `f_backward` adds into a default
 //!   gradient, are bit for bit what the IR interpreter computes for the
 //!   transformed IR;
+//! * `f_jvp` and `f_hvp` in a fixed direction return `f`'s value and
+//!   `f_grad`'s gradient, and the directional derivative and the
+//!   Hessian-vector product the interpreter computes, bit for bit (the
+//!   property tests compare those with `grad · v` and with differences of
+//!   the gradient);
 //! * where finite differences are meaningful at the point (no decision
 //!   changes within the steps, two step sizes agree: the proptests' own
 //!   criterion, also at `grad::check`'s step), the gradient agrees with
