@@ -261,6 +261,22 @@ pub mod __private {
         v
     }
 
+    /// Forward over reverse through a call: implemented by the gradient
+    /// struct of a function with `hvp` (or `hessian`), for the tuple of its
+    /// parameter types. `hvp_along` is its `f_hvp` with one direction per
+    /// parameter, by position (those it does not differentiate are
+    /// ignored): a caller knows which arguments have tangents, not which
+    /// parameters the callee differentiates.
+    #[diagnostic::on_unimplemented(
+        message = "second derivatives cannot go through this call: the called function has no `hvp` companion",
+        label = "called here by a function with `hvp` or `hessian`",
+        note = "add `hvp` (or `hessian`) to the called function's `#[differentiate(...)]`"
+    )]
+    pub trait HvpAlong<Args, T>: Sized {
+        /// The value, the gradient and the Hessian times `directions`.
+        fn hvp_along(args: Args, directions: &[T]) -> (T, Self, Self);
+    }
+
     /// Positional access to a gradient struct: the component for the
     /// function's parameter number `I`. Lets a `#[differentiate]` function
     /// call through another without knowing the callee's parameter names.

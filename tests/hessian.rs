@@ -306,3 +306,35 @@ fn f32_hvp() {
         max_relative = 1e-5
     );
 }
+
+// ---------------------------------------------------------------- calls
+
+/// A callee with `hvp`: second derivatives go through calls of it.
+#[differentiate(hvp)]
+fn inner(a: f64, n: usize, b: f64) -> f64 {
+    a.exp() * b.sin() * n as f64
+}
+
+#[differentiate(hessian)]
+fn outer(x: f64, y: f64) -> f64 {
+    inner(x * y, 3, y) + x * inner(y, 1, 1.5) + inner(2.0, 2, x)
+}
+
+#[test]
+fn hessian_through_calls() {
+    for p in [[0.3, 0.8], [-0.7, 1.4]] {
+        let (value, g, h) = outer_hessian(p[0], p[1]);
+        assert_eq!((value, g), outer_grad(p[0], p[1]));
+        check_hessian(
+            &rows(h),
+            |q| {
+                let g = outer_grad(q[0], q[1]).1;
+                vec![g.x, g.y]
+            },
+            &p,
+        );
+        let v = [0.5, -2.0];
+        let (_, _, hv) = outer_hvp(p[0], p[1], v[0], v[1]);
+        check_product(&rows(h), &v, &[hv.x, hv.y]);
+    }
+}

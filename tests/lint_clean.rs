@@ -121,9 +121,8 @@ fn callee(a: f64, b: f64) -> f64 {
     a * b.exp()
 }
 
-/// Calls: both arguments active, one active, none active, nested. (Not
-/// `hessian`: second derivatives do not go through calls yet.)
-#[differentiate(wrt(x), forward)]
+/// Calls: both arguments active, one active, none active, nested.
+#[differentiate(wrt(x), forward, hessian)]
 fn calls(x: f64, c: f64) -> f64 {
     callee(x, x * 2.0) + callee(c, x) + callee(1.0, c) + callee(callee(x, 0.5), c)
 }

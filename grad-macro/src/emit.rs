@@ -153,6 +153,16 @@ pub fn companion_path(path: &syn::Path, suffix: &str) -> syn::Path {
     path
 }
 
+/// `a::GGrad` for a path `a::g`: the callee's gradient struct.
+pub fn grad_struct_path(path: &syn::Path) -> syn::Path {
+    let mut path = path.clone();
+    if let Some(last) = path.segments.last_mut() {
+        last.ident = struct_name(&last.ident);
+        last.arguments = syn::PathArguments::None;
+    }
+    path
+}
+
 // ------------------------------------------------------------ expressions
 
 const P_CMP: u8 = 5;
@@ -660,6 +670,18 @@ impl<'a> Emitter<'a> {
                 let func = companion_path(func, "grad");
                 let args = self.args(args);
                 (quote!(#func(#args)), P_POSTFIX)
+            }
+            Expr::HvpCall { func, args, dirs } => {
+                // Through the callee's gradient struct, spanned on the call:
+                // a callee without `hvp` is reported there by `HvpAlong`'s
+                // message.
+                let strukt = grad_struct_path(func);
+                let args = self.args(args);
+                let dirs = self.args(dirs);
+                let call = quote!(
+                    <#strukt as #krate::__private::HvpAlong<_, _>>::hvp_along((#args,), &[#dirs])
+                );
+                (respan(call, syn::spanned::Spanned::span(func)), P_POSTFIX)
             }
             Expr::ArgGrad { grad, index, span } => {
                 let g = self.name(*grad);

@@ -117,6 +117,7 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         TokenStream::new()
     };
     let hessian_fn = companions.hessian_fn(true);
+    let hvp_along_fn = companions.hvp_along_impl();
 
     let jvp_fn = if args.forward {
         match jvp(&item_fn, &primal, &krate, sig.ret) {
@@ -140,6 +141,7 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         #backward_fn
         #jvp_fn
         #hvp_fn
+        #hvp_along_fn
         #hessian_fn
     }
 }

@@ -63,6 +63,7 @@ pub fn emit(item: &syn::ItemFn, companions: &Companions, cx: Ctxt) -> TokenStrea
     let jvp_fn = companions.jvp_fn(None);
     let hvp_fn = companions.hvp_fn(None);
     let hessian_fn = companions.hessian_fn(false);
+    let hvp_along_fn = companions.hvp_along_impl();
     quote! {
         #errors
         #item
@@ -71,6 +72,7 @@ pub fn emit(item: &syn::ItemFn, companions: &Companions, cx: Ctxt) -> TokenStrea
         #backward_fn
         #jvp_fn
         #hvp_fn
+        #hvp_along_fn
         #hessian_fn
     }
 }

@@ -321,6 +321,52 @@ impl Pass {
                 });
                 Ok(())
             }
+            // Forward over reverse through a call: the callee's gradient
+            // varies with the arguments' tangents by the callee's Hessian
+            // times them, which its hidden `__g_hvp_along` computes.
+            Stmt::LetTuple {
+                vars,
+                expr: Expr::GradCall { func, args },
+            } if vars.iter().any(|v| self.varying.contains(v)) => {
+                let [value, grad] = vars.as_slice() else {
+                    return Err((syn::spanned::Spanned::span(func), SECOND_ORDER_CALL.into()));
+                };
+                let (value, grad) = (*value, *grad);
+                let dirs: Vec<Operand> = args.iter().map(|a| self.dot_or_zero(a)).collect();
+                let grad_dot = self.tangent(grad);
+                out.push(Stmt::LetTuple {
+                    vars: vec![value, grad, grad_dot],
+                    expr: Expr::HvpCall {
+                        func: func.clone(),
+                        args: args.clone(),
+                        dirs,
+                    },
+                });
+                if self.varying.contains(&value) {
+                    let ty = self.func.info(value).ty;
+                    let mut terms = vec![];
+                    for (index, arg) in args.iter().enumerate() {
+                        let Some(dot) = self.dot(arg) else { continue };
+                        let partial = self.temp(
+                            out,
+                            Expr::ArgGrad {
+                                grad,
+                                index,
+                                span: syn::spanned::Spanned::span(func),
+                            },
+                            ty,
+                        );
+                        terms.push(self.temp(out, Expr::Binary(BinOp::Mul, partial, dot), ty));
+                    }
+                    let sum = self.sum(terms, ty, out);
+                    let t = self.tangent(value);
+                    out.push(Stmt::Let {
+                        var: t,
+                        expr: Expr::Use(sum),
+                    });
+                }
+                Ok(())
+            }
             Stmt::LetTuple { vars, expr } => {
                 if vars.iter().any(|v| self.varying.contains(v)) {
                     return Err((call_span(expr), SECOND_ORDER_CALL.into()));
@@ -472,7 +518,22 @@ impl Pass {
             | Expr::Ref(_)
             | Expr::Matches { .. }
             | Expr::Unary(UnOp::Not, _) => Ok(Operand::float(0.0)),
-            Expr::DiffCall { .. } | Expr::GradCall { .. } | Expr::ArgGrad { .. } => {
+            // A component of a callee's gradient: the same component of the
+            // gradient's tangent (see the `LetTuple` of a `GradCall`).
+            Expr::ArgGrad { grad, index, span } if self.varying.contains(grad) => {
+                let grad = self.tangent(*grad);
+                Ok(self.temp(
+                    out,
+                    Expr::ArgGrad {
+                        grad,
+                        index: *index,
+                        span: *span,
+                    },
+                    ty,
+                ))
+            }
+            Expr::ArgGrad { .. } => Ok(Operand::float(0.0)),
+            Expr::DiffCall { .. } | Expr::GradCall { .. } | Expr::HvpCall { .. } => {
                 Err((call_span(expr), SECOND_ORDER_CALL.into()))
             }
         }
@@ -577,15 +638,14 @@ impl Pass {
     }
 }
 
-/// Forward over reverse would need the callee's own Hessian-vector product,
-/// and which of its parameters the callee differentiates, which this
-/// function cannot see.
-const SECOND_ORDER_CALL: &str = "`hvp` and `hessian` cannot yet differentiate through a call of another `#[differentiate]` function; write the callee's computation in this function's body (forward mode, `forward`, does support the call)";
+/// A call whose result this pass cannot differentiate (a third derivative).
+const SECOND_ORDER_CALL: &str =
+    "grad cannot differentiate this call a third time; write the callee's computation in this function's body";
 
 /// Where to report an error about a call: the callee's path, or the argument.
 fn call_span(expr: &Expr) -> Span {
     match expr {
-        Expr::DiffCall { func, .. } | Expr::GradCall { func, .. } => {
+        Expr::DiffCall { func, .. } | Expr::GradCall { func, .. } | Expr::HvpCall { func, .. } => {
             syn::spanned::Spanned::span(func)
         }
         Expr::ArgGrad { span, .. } => *span,
@@ -646,6 +706,13 @@ fn varying_vars(func: &Func, seeds: &[Var]) -> (HashSet<Var>, HashMap<Var, HashS
                     if differentiable(var) && expr_varies(&varying, expr) =>
                 {
                     add.push(*var);
+                }
+                // A callee's gradient varies with its arguments.
+                Stmt::LetTuple {
+                    vars,
+                    expr: expr @ Expr::GradCall { .. },
+                } if expr_varies(&varying, expr) => {
+                    add.extend(vars.iter().copied());
                 }
                 Stmt::LetTuple { vars, expr } if expr_varies(&varying, expr) => {
                     add.extend(vars.iter().filter(|v| differentiable(v)));

@@ -369,6 +369,15 @@ pub enum Expr {
         func: syn::Path,
         args: Vec<Operand>,
     },
+    /// `__func_hvp_along(args, &[dirs])`: the value, the gradient struct and
+    /// the Hessian-vector product of the callee along `dirs` (one per
+    /// argument, `0.0` for those without a tangent): forward over reverse
+    /// through a call.
+    HvpCall {
+        func: syn::Path,
+        args: Vec<Operand>,
+        dirs: Vec<Operand>,
+    },
     /// The callee gradient's component for argument `index`; `span` is the
     /// argument's, where rustc reports a callee that does not differentiate it.
     ArgGrad {
@@ -414,6 +423,7 @@ impl Expr {
             | Expr::Call { args, .. }
             | Expr::DiffCall { args, .. }
             | Expr::GradCall { args, .. } => args.iter_mut().collect(),
+            Expr::HvpCall { args, dirs, .. } => args.iter_mut().chain(dirs.iter_mut()).collect(),
             Expr::Cast { operand, .. } => vec![operand],
             Expr::ArgGrad { .. } => vec![],
             Expr::Method { receiver, args, .. } => {
@@ -450,6 +460,7 @@ impl Expr {
             | Expr::Call { args, .. }
             | Expr::DiffCall { args, .. }
             | Expr::GradCall { args, .. } => args.iter().for_each(operand),
+            Expr::HvpCall { args, dirs, .. } => args.iter().chain(dirs).for_each(operand),
             Expr::Cast { operand: a, .. }
             | Expr::Field { base: a, .. }
             | Expr::Matches { operand: a, .. }
@@ -1003,6 +1014,9 @@ impl fmt::Display for Expr {
             Expr::Call { func, args } => write!(f, "{}({})", tokens(func), list(args)),
             Expr::DiffCall { func, args, .. } => write!(f, "diff {}({})", tokens(func), list(args)),
             Expr::GradCall { func, args } => write!(f, "grad {}({})", tokens(func), list(args)),
+            Expr::HvpCall { func, args, dirs } => {
+                write!(f, "hvp {}({}; {})", tokens(func), list(args), list(dirs))
+            }
             Expr::ArgGrad { grad, index, .. } => write!(f, "{grad}.arg{index}"),
             Expr::Method {
                 receiver,

@@ -436,6 +436,50 @@ impl Companions<'_> {
         }
     }
 
+    /// `impl HvpAlong<(param types…), T> for FGrad`: `f_hvp` with a direction
+    /// per parameter, by position (those of parameters it does not
+    /// differentiate are ignored). A caller's forward-over-reverse goes
+    /// through this when it calls `f`: the caller knows which arguments have
+    /// tangents, not which parameters `f` differentiates.
+    pub fn hvp_along_impl(&self) -> TokenStream {
+        if !self.hvp && !self.hessian {
+            return TokenStream::new();
+        }
+        let hvp = self.hvp_ident();
+        let strukt = self.struct_ident();
+        let ret = self.ret();
+        let krate = self.krate;
+        let mut namer = crate::emit::Namer::new(TokenStream::new());
+        namer.forbid([hvp.to_string()]);
+        let names: Vec<Ident> = self
+            .params
+            .iter()
+            .map(|(p, _)| format_ident!("{}", namer.fresh(&p.to_string()), span = p.span()))
+            .collect();
+        let directions = format_ident!("{}", namer.fresh("directions"));
+        let types: Vec<&syn::Type> = self.params.iter().map(|(_, t)| t).collect();
+        let along = self.wrt.iter().map(|&i| {
+            let (p, ty) = (&names[i], &self.params[i].1);
+            if is_slice(ty) {
+                quote!(&::std::vec![::core::default::Default::default(); #p.len()][..])
+            } else if crate::lower::array_shape(ty).is_some() {
+                quote!(#krate::__private::GradField::zero_value())
+            } else {
+                let index = proc_macro2::Literal::usize_unsuffixed(i);
+                quote!(#directions[#index] as #ty)
+            }
+        });
+        quote! {
+            impl #krate::__private::HvpAlong<(#(#types,)*), #ret> for #strukt {
+                #[inline]
+                #[allow(clippy::unnecessary_cast)]
+                fn hvp_along((#(#names,)*): (#(#types,)*), #directions: &[#ret]) -> (#ret, Self, Self) {
+                    #hvp(#(#names,)* #(#along),*)
+                }
+            }
+        }
+    }
+
     /// `f_hessian(params…) -> (value, FGrad, H)`: one `f_hvp` per flat
     /// differentiated input. `H` is `[[T; K]; K]` when the K differentiated
     /// parameters are all scalars; otherwise a dense `Vec<Vec<T>>` over the

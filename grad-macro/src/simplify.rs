@@ -431,6 +431,7 @@ enum CseKey {
     Call(Box<syn::Path>, Vec<KeyOperand>),
     DiffCall(Box<syn::Path>, Vec<KeyOperand>),
     GradCall(Box<syn::Path>, Vec<KeyOperand>),
+    HvpCall(Box<syn::Path>, Vec<KeyOperand>, Vec<KeyOperand>),
     ArgGrad(Var, usize),
     Method(KeyOperand, Box<syn::Ident>, Vec<KeyOperand>),
     Field(KeyOperand, Box<syn::Member>),
@@ -486,6 +487,9 @@ impl CseKey {
                 CseKey::DiffCall(Box::new(func.clone()), all(args))
             }
             Expr::GradCall { func, args } => CseKey::GradCall(Box::new(func.clone()), all(args)),
+            Expr::HvpCall { func, args, dirs } => {
+                CseKey::HvpCall(Box::new(func.clone()), all(args), all(dirs))
+            }
             Expr::ArgGrad { grad, index, .. } => CseKey::ArgGrad(*grad, *index),
             Expr::Method {
                 receiver,
