@@ -200,7 +200,7 @@ pub mod __private {
     }
     float_flat!(f32, f64);
 
-    impl<F: FlatField, const N: usize> FlatField for [F; N] {
+    impl<F: FlatField> FlatField for [F] {
         type Elem = F::Elem;
         fn flat_len(&self) -> usize {
             self.iter().map(F::flat_len).sum()
@@ -219,24 +219,24 @@ pub mod __private {
         }
     }
 
-    impl<F: FlatField> FlatField for Vec<F> {
-        type Elem = F::Elem;
-        fn flat_len(&self) -> usize {
-            self.iter().map(F::flat_len).sum()
-        }
-        fn set_flat(&mut self, mut k: usize, value: F::Elem) {
-            for item in self.iter_mut() {
-                let len = item.flat_len();
-                if k < len {
-                    return item.set_flat(k, value);
+    /// Arrays and `Vec`s are flat as their slices are.
+    macro_rules! flat_as_slice {
+        ($([$($generics:tt)*] $t:ty),*) => {$(
+            impl<$($generics)*> FlatField for $t {
+                type Elem = F::Elem;
+                fn flat_len(&self) -> usize {
+                    self[..].flat_len()
                 }
-                k -= len;
+                fn set_flat(&mut self, k: usize, value: F::Elem) {
+                    self[..].set_flat(k, value)
+                }
+                fn extend_flat(&self, out: &mut Vec<F::Elem>) {
+                    self[..].extend_flat(out)
+                }
             }
-        }
-        fn extend_flat(&self, out: &mut Vec<F::Elem>) {
-            self.iter().for_each(|item| item.extend_flat(out));
-        }
+        )*};
     }
+    flat_as_slice!([F: FlatField, const N: usize] [F; N], [F: FlatField] Vec<F>);
 
     /// The direction of flat input `k` restricted to a parameter whose floats
     /// are flat inputs `at..at + len`: `like` with float `k - at` set to one

@@ -66,43 +66,19 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         _ => return fallback::emit(&item_fn, &companions, cx),
     };
 
-    let (mut backward, suspicious) = match reverse::reverse(&primal) {
-        Ok(f) => f,
+    let mut namer = Namer::new(item_fn.to_token_stream());
+    let Backward {
+        func: backward,
+        names: param_names,
+        grad_param,
+        body,
+    } = match backward(&primal, &krate, &mut namer, sig.ret) {
+        Ok(b) => b,
         Err((span, message)) => {
             cx.syn_error(syn::Error::new(span, message));
             return fallback::emit(&item_fn, &companions, cx);
         }
     };
-    if std::env::var_os("GRAD_DEBUG_IR").is_some() {
-        eprintln!("primal:\n{primal}\nbackward:\n{backward}");
-    }
-    simplify::simplify(&mut backward);
-    if let Err((span, message)) = reverse::check_recomputed_reads(&backward, &suspicious) {
-        cx.syn_error(syn::Error::new(span, message));
-        return fallback::emit(&item_fn, &companions, cx);
-    }
-
-    let mut namer = Namer::new(item_fn.to_token_stream());
-    // A parameter named like a callee's companion (`h_grad` beside a call of
-    // `h`) would hide it; the body then gives the parameter another name.
-    namer.forbid(callee_companions(&primal));
-    namer.forbid(called_names(&primal));
-    let grad_param = proc_macro2::Ident::new(&namer.fresh("grad"), proc_macro2::Span::call_site());
-    let mut emitter = Emitter::new(&backward, &krate, &mut namer, sig.ret);
-    emitter.grad_param = Some(grad_param.clone());
-    let body = emitter.block(&backward.body);
-    // The body's `use` items, for the paths they bring into scope; a
-    // companion may not need each of them.
-    let uses = &backward.uses;
-    let mut body_with_uses = quote!(#(#[allow(unused_imports)] #uses)*);
-    // Moved in, not interpolated: `#body` would copy every token.
-    body_with_uses.extend(body);
-    let body = body_with_uses;
-    let param_names = backward
-        .params
-        .iter()
-        .map(|p| emitter.names[p.var.0 as usize].clone())
-        .collect();
 
     // Forward over reverse: the tangent pass applied to `f_backward`'s IR.
     let hvp_fn = if args.hvp || args.hessian {
@@ -214,34 +190,18 @@ fn differentiate_vector(
         Some(l) if !cx.has_errors() => l,
         _ => return fallback::emit_vector(&item_fn, &companions, &out, cx),
     };
-    let (mut backward, suspicious) = match reverse::reverse(&primal) {
-        Ok(f) => f,
+    let Backward {
+        names,
+        grad_param,
+        body,
+        ..
+    } = match backward(&primal, &krate, &mut namer, sig.ret) {
+        Ok(b) => b,
         Err((span, message)) => {
             cx.syn_error(syn::Error::new(span, message));
             return fallback::emit_vector(&item_fn, &companions, &out, cx);
         }
     };
-    simplify::simplify(&mut backward);
-    if let Err((span, message)) = reverse::check_recomputed_reads(&backward, &suspicious) {
-        cx.syn_error(syn::Error::new(span, message));
-        return fallback::emit_vector(&item_fn, &companions, &out, cx);
-    }
-    namer.forbid(callee_companions(&primal));
-    namer.forbid(called_names(&primal));
-    let grad_param = proc_macro2::Ident::new(&namer.fresh("grad"), proc_macro2::Span::call_site());
-    let mut emitter = Emitter::new(&backward, &krate, &mut namer, sig.ret);
-    emitter.grad_param = Some(grad_param.clone());
-    let body = emitter.block(&backward.body);
-    let uses = &backward.uses;
-    let body = quote! {
-        #(#[allow(unused_imports)] #uses)*
-        #body
-    };
-    let names: Vec<proc_macro2::Ident> = backward
-        .params
-        .iter()
-        .map(|p| emitter.names[p.var.0 as usize].clone())
-        .collect();
     let grad_struct = companions.grad_struct();
     let jacobian_fn = companions.jacobian_fn(
         &out,
@@ -259,6 +219,51 @@ fn differentiate_vector(
     }
 }
 
+/// `f_backward`'s IR (reversed and simplified) and what its emission gives:
+/// the parameters' names, the name of the `&mut FGrad` parameter, the body.
+struct Backward {
+    func: crate::ir::Func,
+    names: Vec<proc_macro2::Ident>,
+    grad_param: proc_macro2::Ident,
+    body: TokenStream,
+}
+
+/// Reverses, simplifies and emits `primal`, with names from `namer`.
+fn backward(
+    primal: &crate::ir::Func,
+    krate: &TokenStream,
+    namer: &mut Namer,
+    ret: crate::ir::Ty,
+) -> Result<Backward, (proc_macro2::Span, String)> {
+    let (mut func, suspicious) = reverse::reverse(primal)?;
+    if std::env::var_os("GRAD_DEBUG_IR").is_some() {
+        eprintln!("primal:\n{primal}\nbackward:\n{func}");
+    }
+    simplify::simplify(&mut func);
+    reverse::check_recomputed_reads(&func, &suspicious)?;
+    // A parameter named like a callee's companion (`h_grad` beside a call of
+    // `h`) would hide it; the body then gives the parameter another name.
+    namer.forbid(callee_companions(primal));
+    namer.forbid(called_names(primal));
+    let grad_param = proc_macro2::Ident::new(&namer.fresh("grad"), proc_macro2::Span::call_site());
+    let mut emitter = Emitter::new(&func, krate, namer, ret);
+    emitter.grad_param = Some(grad_param.clone());
+    let block = emitter.block(&func.body);
+    // The body's `use` items, for the paths they bring into scope; a
+    // companion may not need each of them.
+    let uses = &func.uses;
+    let mut body = quote!(#(#[allow(unused_imports)] #uses)*);
+    // Moved in, not interpolated: `#block` would copy every token.
+    body.extend(block);
+    let names = names_of(&emitter, func.params.iter().map(|p| p.var));
+    Ok(Backward {
+        func,
+        names,
+        grad_param,
+        body,
+    })
+}
+
 /// The body of `f_hvp`: forward mode over `f_backward`'s IR (already
 /// simplified), seeded with one direction per differentiated parameter. The
 /// gradient accumulates into a local `grad`, its tangent into a local `hv`.
@@ -269,16 +274,8 @@ fn hvp(
     ret: crate::ir::Ty,
     companions: &Companions,
 ) -> Result<crate::items::HvpBody, crate::forward::Error> {
-    let seeds: Vec<crate::ir::Var> = backward
-        .params
-        .iter()
-        .filter(|p| p.wrt)
-        .map(|p| p.var)
-        .collect();
-    let crate::forward::Forward { mut func, tangents } = crate::forward::forward(backward, &seeds)?;
     // The value's own tangent is not returned.
-    func.body.yields.truncate(1);
-    simplify::simplify(&mut func);
+    let crate::forward::Forward { func, tangents } = seeded_forward(backward, false)?;
     let mut namer = Namer::new(item_fn.to_token_stream());
     namer.tangent_prefix = "v";
     namer.forbid(callee_companions(backward));
@@ -301,15 +298,8 @@ fn hvp(
         };
         (#value, #grad, #hv)
     };
-    let names = func
-        .params
-        .iter()
-        .map(|p| emitter.names[p.var.0 as usize].clone())
-        .collect();
-    let directions = tangents
-        .iter()
-        .map(|t| emitter.names[t.0 as usize].clone())
-        .collect();
+    let names = names_of(&emitter, func.params.iter().map(|p| p.var));
+    let directions = names_of(&emitter, tangents.iter().copied());
     Ok(crate::items::HvpBody {
         names,
         directions,
@@ -333,14 +323,7 @@ fn jvp(
     ),
     crate::forward::Error,
 > {
-    let seeds: Vec<crate::ir::Var> = primal
-        .params
-        .iter()
-        .filter(|p| p.wrt)
-        .map(|p| p.var)
-        .collect();
-    let crate::forward::Forward { mut func, tangents } = crate::forward::forward(primal, &seeds)?;
-    simplify::simplify(&mut func);
+    let crate::forward::Forward { func, tangents } = seeded_forward(primal, true)?;
     let mut namer = Namer::new(item_fn.to_token_stream());
     namer.forbid(callee_companions(primal));
     namer.forbid(called_names(primal));
@@ -351,16 +334,38 @@ fn jvp(
         #(#[allow(unused_imports)] #uses)*
         #body
     };
-    let names = func
+    let names = names_of(&emitter, func.params.iter().map(|p| p.var));
+    let tangent_names = names_of(&emitter, tangents.iter().copied());
+    Ok((names, tangent_names, body))
+}
+
+/// Forward mode over `func` (the primal, or `f_backward`'s IR) seeded with
+/// one tangent per differentiated parameter, simplified; without
+/// `value_tangent`, the tangent of the value is not returned.
+fn seeded_forward(
+    func: &crate::ir::Func,
+    value_tangent: bool,
+) -> Result<crate::forward::Forward, crate::forward::Error> {
+    let seeds: Vec<crate::ir::Var> = func
         .params
         .iter()
-        .map(|p| emitter.names[p.var.0 as usize].clone())
+        .filter(|p| p.wrt)
+        .map(|p| p.var)
         .collect();
-    let tangent_names = tangents
-        .iter()
-        .map(|t| emitter.names[t.0 as usize].clone())
-        .collect();
-    Ok((names, tangent_names, body))
+    let mut forward = crate::forward::forward(func, &seeds)?;
+    if !value_tangent {
+        forward.func.body.yields.truncate(1);
+    }
+    simplify::simplify(&mut forward.func);
+    Ok(forward)
+}
+
+/// The names the emitter gave `vars`.
+fn names_of(
+    emitter: &Emitter,
+    vars: impl Iterator<Item = crate::ir::Var>,
+) -> Vec<proc_macro2::Ident> {
+    vars.map(|v| emitter.names[v.0 as usize].clone()).collect()
 }
 
 /// Every parameter's name and type (`_` where the pattern is not a name).

@@ -17,17 +17,8 @@ pub fn emit_vector(
     out: &crate::jacobian::VectorOutput,
     cx: Ctxt,
 ) -> TokenStream {
-    let errors = match cx.check() {
-        Ok(()) => TokenStream::new(),
-        Err(e) => e.to_compile_error(),
-    };
-    let generic = crate::lower::is_generic(&item.sig);
-    let method = item
-        .sig
-        .inputs
-        .iter()
-        .any(|a| matches!(a, syn::FnArg::Receiver(_)));
-    if generic || method {
+    let errors = errors(cx);
+    if !stubs_fit(item) {
         return quote!(#errors #item);
     }
     let grad_struct = companions.grad_struct();
@@ -40,21 +31,30 @@ pub fn emit_vector(
     }
 }
 
-pub fn emit(item: &syn::ItemFn, companions: &Companions, cx: Ctxt) -> TokenStream {
-    let errors = match cx.check() {
+/// Every error collected, as `compile_error!`s.
+fn errors(cx: Ctxt) -> TokenStream {
+    match cx.check() {
         Ok(()) => TokenStream::new(),
         Err(e) => e.to_compile_error(),
-    };
-    // A method (`&self`) or a generic function: the items below could not be
-    // written in its place (an impl block, or with its type parameters), so
-    // the error alone stands.
+    }
+}
+
+/// Whether stub companions can stand beside the item: not for a method
+/// (`&self`: they would need an impl block) or a generic function (they
+/// would need its type parameters), where the error alone stands.
+fn stubs_fit(item: &syn::ItemFn) -> bool {
     let generic = crate::lower::is_generic(&item.sig);
     let method = item
         .sig
         .inputs
         .iter()
         .any(|a| matches!(a, syn::FnArg::Receiver(_)));
-    if generic || method {
+    !generic && !method
+}
+
+pub fn emit(item: &syn::ItemFn, companions: &Companions, cx: Ctxt) -> TokenStream {
+    let errors = errors(cx);
+    if !stubs_fit(item) {
         return quote!(#errors #item);
     }
     let grad_struct = companions.grad_struct();
