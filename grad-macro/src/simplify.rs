@@ -46,6 +46,7 @@ fn run_passes(func: &mut Func) {
         changed |= propagate_copies(func);
         changed |= forward_accumulator_copies(&mut func.body);
         changed |= drop_self_stores(&mut func.body);
+        changed |= fold_negated_operands(func);
         changed |= sink_accumulators(func);
         changed |= eliminate_dead_code(func);
         if !changed {
@@ -329,6 +330,63 @@ fn collect_copies(
             _ => true,
         }
     });
+}
+
+/// `a + t` and `t + a` with `t = -b` become `a - b`, and `a - t` becomes
+/// `a + b`, for floats: the same numbers exactly (IEEE 754 defines `a - b`
+/// as `a + (-b)`), one operation fewer, and what a person writes (the
+/// rules' `-1` partials leave such negations in forward-mode code). `b` must
+/// be a value that does not change after `t` is defined.
+fn fold_negated_operands(func: &mut Func) -> bool {
+    let mutable = mutable_vars(&func.body);
+    let mut negated: FastMap<Var, Operand> = FastMap::default();
+    walk_stmts(&func.body, &mut |s| {
+        if let Stmt::Let {
+            var,
+            expr: Expr::Unary(UnOp::Neg, b),
+        } = s
+        {
+            if func.info(*var).ty.is_float()
+                && !matches!(b.as_var(), Some(v) if mutable.contains(&v))
+            {
+                negated.insert(*var, b.clone());
+            }
+        }
+    });
+    if negated.is_empty() {
+        return false;
+    }
+    fold_negated_in(&mut func.body, &negated)
+}
+
+fn fold_negated_in(block: &mut Block, negated: &FastMap<Var, Operand>) -> bool {
+    let mut changed = false;
+    for stmt in &mut block.stmts {
+        for b in stmt.blocks_mut() {
+            changed |= fold_negated_in(b, negated);
+        }
+        let Some(expr) = stmt.expr_mut() else {
+            continue;
+        };
+        let of = |o: &Operand| o.as_var().and_then(|v| negated.get(&v)).cloned();
+        let rewritten = match &*expr {
+            Expr::Binary(BinOp::Add, a, t) if of(t).is_some() => {
+                of(t).map(|b| Expr::Binary(BinOp::Sub, a.clone(), b))
+            }
+            Expr::Binary(BinOp::Add, t, a) if of(t).is_some() => {
+                of(t).map(|b| Expr::Binary(BinOp::Sub, a.clone(), b))
+            }
+            Expr::Binary(BinOp::Sub, a, t) if of(t).is_some() => {
+                of(t).map(|b| Expr::Binary(BinOp::Add, a.clone(), b))
+            }
+            _ => None,
+        };
+        if let Some(new) = rewritten {
+            *expr = new;
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Variables whose value changes after they are defined: accumulators and
