@@ -241,20 +241,11 @@ fn backward(
     }
     simplify::simplify(&mut func);
     reverse::check_recomputed_reads(&func, &suspicious)?;
-    // A parameter named like a callee's companion (`h_grad` beside a call of
-    // `h`) would hide it; the body then gives the parameter another name.
-    namer.forbid(callee_companions(primal));
-    namer.forbid(called_names(primal));
+    forbid_callee_names(namer, primal);
     let grad_param = proc_macro2::Ident::new(&namer.fresh("grad"), proc_macro2::Span::call_site());
     let mut emitter = Emitter::new(&func, krate, namer, ret);
     emitter.grad_param = Some(grad_param.clone());
-    let block = emitter.block(&func.body);
-    // The body's `use` items, for the paths they bring into scope; a
-    // companion may not need each of them.
-    let uses = &func.uses;
-    let mut body = quote!(#(#[allow(unused_imports)] #uses)*);
-    // Moved in, not interpolated: `#block` would copy every token.
-    body.extend(block);
+    let body = emitted_body(&emitter, &func);
     let names = names_of(&emitter, func.params.iter().map(|p| p.var));
     Ok(Backward {
         func,
@@ -278,24 +269,19 @@ fn hvp(
     let crate::forward::Forward { func, tangents } = seeded_forward(backward, false)?;
     let mut namer = Namer::new(item_fn.to_token_stream());
     namer.tangent_prefix = "v";
-    namer.forbid(callee_companions(backward));
-    namer.forbid(called_names(backward));
+    forbid_callee_names(&mut namer, backward);
     let grad = proc_macro2::Ident::new(&namer.fresh("grad"), proc_macro2::Span::call_site());
     let hv = proc_macro2::Ident::new(&namer.fresh("hv"), proc_macro2::Span::call_site());
     let value = proc_macro2::Ident::new(&namer.fresh("value"), proc_macro2::Span::call_site());
     let mut emitter = Emitter::new(&func, krate, &mut namer, ret);
     emitter.grad_param = Some(grad.clone());
     emitter.grad_dot_param = Some(hv.clone());
-    let body = emitter.block(&func.body);
-    let uses = &func.uses;
+    let body = emitted_body(&emitter, &func);
     let strukt = companions.struct_ident();
     let body = quote! {
         let mut #grad = <#strukt as ::core::default::Default>::default();
         let mut #hv = <#strukt as ::core::default::Default>::default();
-        let #value = {
-            #(#[allow(unused_imports)] #uses)*
-            #body
-        };
+        let #value = { #body };
         (#value, #grad, #hv)
     };
     let names = names_of(&emitter, func.params.iter().map(|p| p.var));
@@ -325,15 +311,9 @@ fn jvp(
 > {
     let crate::forward::Forward { func, tangents } = seeded_forward(primal, true)?;
     let mut namer = Namer::new(item_fn.to_token_stream());
-    namer.forbid(callee_companions(primal));
-    namer.forbid(called_names(primal));
+    forbid_callee_names(&mut namer, primal);
     let emitter = Emitter::new(&func, krate, &mut namer, ret);
-    let body = emitter.block(&func.body);
-    let uses = &func.uses;
-    let body = quote! {
-        #(#[allow(unused_imports)] #uses)*
-        #body
-    };
+    let body = emitted_body(&emitter, &func);
     let names = names_of(&emitter, func.params.iter().map(|p| p.var));
     let tangent_names = names_of(&emitter, tangents.iter().copied());
     Ok((names, tangent_names, body))
@@ -358,6 +338,25 @@ fn seeded_forward(
     }
     simplify::simplify(&mut forward.func);
     Ok(forward)
+}
+
+/// A parameter named like a callee's companion (`h_grad` beside a call of
+/// `h`), or like a function the body calls, would hide it; the body then
+/// gives the parameter another name.
+fn forbid_callee_names(namer: &mut Namer, func: &crate::ir::Func) {
+    namer.forbid(callee_companions(func));
+    namer.forbid(called_names(func));
+}
+
+/// A companion's body: the function body's `use` items (for the paths they
+/// bring into scope; a companion may not need each of them), then `func`'s
+/// statements and yields.
+fn emitted_body(emitter: &Emitter, func: &crate::ir::Func) -> TokenStream {
+    let uses = &func.uses;
+    let mut body = quote!(#(#[allow(unused_imports)] #uses)*);
+    // Moved in, not interpolated: `#block` would copy every token.
+    body.extend(emitter.block(&func.body));
+    body
 }
 
 /// The names the emitter gave `vars`.

@@ -81,15 +81,7 @@ impl Pass {
         if let Some(&t) = self.tangents.get(&var) {
             return t;
         }
-        let info = self.func.info(var).clone();
-        let t = self.func.new_var(VarInfo {
-            name: info.name,
-            ty: info.ty,
-            origin: Origin::Tangent(var),
-            active: false,
-            span: info.span,
-            shape: info.shape,
-        });
+        let t = self.func.derived_var(var, Origin::Tangent(var));
         self.tangents.insert(var, t);
         t
     }

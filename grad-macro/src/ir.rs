@@ -716,6 +716,20 @@ impl Func {
         Var(self.vars.len() as u32 - 1)
     }
 
+    /// A new variable derived from `var` (its adjoint, its tangent): the
+    /// same name, type, span and shape, not active.
+    pub fn derived_var(&mut self, var: Var, origin: Origin) -> Var {
+        let info = self.info(var).clone();
+        self.new_var(VarInfo {
+            name: info.name,
+            ty: info.ty,
+            origin,
+            active: false,
+            span: info.span,
+            shape: info.shape,
+        })
+    }
+
     pub fn info(&self, var: Var) -> &VarInfo {
         &self.vars[var.0 as usize]
     }

@@ -48,6 +48,28 @@ impl Companions<'_> {
         )
     }
 
+    /// Names for the parameters in a companion whose body calls the items
+    /// `called`: each parameter keeps its name unless it is one of those,
+    /// which it would hide; then it gets another. Returns them with the
+    /// namer, for the body's own names.
+    fn param_idents(&self, called: &[&Ident]) -> (crate::emit::Namer, Vec<Ident>) {
+        let mut namer = crate::emit::Namer::new(TokenStream::new());
+        namer.forbid(called.iter().map(|c| c.to_string()));
+        let idents = self
+            .params
+            .iter()
+            .map(|(p, _)| {
+                let name = namer.fresh(&p.to_string());
+                if called.contains(&p) {
+                    format_ident!("{}", name, span = p.span())
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
+        (namer, idents)
+    }
+
     pub fn hvp_ident(&self) -> Ident {
         format_ident!(
             "{}_hvp",
@@ -237,23 +259,7 @@ impl Companions<'_> {
             let types = self.params.iter().map(|(_, t)| t);
             (quote!(#(_: #types),*), quote!(::core::unreachable!()))
         } else {
-            let mut namer = crate::emit::Namer::new(TokenStream::new());
-            // A parameter named like the function or its `_backward` would
-            // hide the item this body names: it gets another name here.
-            namer.forbid([fn_name.to_string(), backward.to_string()]);
-            let idents: Vec<Ident> = self
-                .params
-                .iter()
-                .map(|(p, _)| {
-                    let name = p.to_string();
-                    if *p == *fn_name || *p == backward {
-                        format_ident!("{}", namer.fresh(&name), span = p.span())
-                    } else {
-                        namer.fresh(&name);
-                        p.clone()
-                    }
-                })
-                .collect();
+            let (mut namer, idents) = self.param_idents(&[fn_name, &backward]);
             let grad = format_ident!("{}", namer.fresh("grad"));
             let value = format_ident!("{}", namer.fresh("value"));
             let types = self.params.iter().map(|(_, t)| t);
@@ -449,13 +455,7 @@ impl Companions<'_> {
         let strukt = self.struct_ident();
         let ret = self.ret();
         let krate = self.krate;
-        let mut namer = crate::emit::Namer::new(TokenStream::new());
-        namer.forbid([hvp.to_string()]);
-        let names: Vec<Ident> = self
-            .params
-            .iter()
-            .map(|(p, _)| format_ident!("{}", namer.fresh(&p.to_string()), span = p.span()))
-            .collect();
+        let (mut namer, names) = self.param_idents(&[&hvp]);
         let directions = format_ident!("{}", namer.fresh("directions"));
         let types: Vec<&syn::Type> = self.params.iter().map(|(_, t)| t).collect();
         let along = self.wrt.iter().map(|&i| {
@@ -539,21 +539,7 @@ impl Companions<'_> {
         }
         // Names for the body: the parameters keep theirs unless they hide an
         // item the body calls.
-        let mut namer = crate::emit::Namer::new(TokenStream::new());
-        namer.forbid([fn_name.to_string(), hvp.to_string(), grad_fn.to_string()]);
-        let names: Vec<Ident> = self
-            .params
-            .iter()
-            .map(|(p, _)| {
-                let name = p.to_string();
-                if *p == *fn_name || *p == hvp || *p == grad_fn {
-                    format_ident!("{}", namer.fresh(&name), span = p.span())
-                } else {
-                    namer.fresh(&name);
-                    p.clone()
-                }
-            })
-            .collect();
+        let (mut namer, names) = self.param_idents(&[fn_name, &hvp, &grad_fn]);
         let fields: Vec<&Ident> = self.wrt.iter().map(|&i| &self.params[i].0).collect();
         let mut fresh = |base: &str| format_ident!("{}", namer.fresh(base));
         let body = if scalars {
@@ -694,20 +680,7 @@ impl Companions<'_> {
                 }
             };
         };
-        let mut namer = crate::emit::Namer::new(TokenStream::new());
-        namer.forbid([fn_name.to_string(), weighted.to_string()]);
-        let names: Vec<Ident> = self
-            .params
-            .iter()
-            .map(|(p, _)| {
-                if *p == *fn_name || *p == weighted {
-                    format_ident!("{}", namer.fresh(&p.to_string()), span = p.span())
-                } else {
-                    namer.fresh(&p.to_string());
-                    p.clone()
-                }
-            })
-            .collect();
+        let (mut namer, names) = self.param_idents(&[fn_name, &weighted]);
         let mut fresh = |base: &str| format_ident!("{}", namer.fresh(base));
         let (outputs, jacobian, i, seed, g) = (
             fresh("outputs"),

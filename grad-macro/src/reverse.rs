@@ -219,15 +219,7 @@ impl Reverse<'_> {
         if let Some(&a) = self.adjoints.get(&var) {
             return a;
         }
-        let info = self.func.info(var).clone();
-        let adjoint = self.func.new_var(VarInfo {
-            name: info.name,
-            ty: info.ty,
-            origin: Origin::Adjoint(var),
-            active: false,
-            span: info.span,
-            shape: info.shape,
-        });
+        let adjoint = self.func.derived_var(var, Origin::Adjoint(var));
         self.adjoints.insert(var, adjoint);
         adjoint
     }
