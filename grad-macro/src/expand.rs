@@ -96,7 +96,7 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     let hvp_along_fn = companions.hvp_along_impl();
 
     let jvp_fn = if args.forward {
-        match jvp(&item_fn, &primal, &krate, sig.ret) {
+        match jvp(&item_fn, &primal, &krate, sig.ret, 1) {
             Ok(body) => companions.jvp_fn(Some(body)),
             Err((span, message)) => {
                 cx.syn_error(syn::Error::new(span, message));
@@ -131,15 +131,11 @@ fn differentiate_vector(
     krate: TokenStream,
     cx: Ctxt,
 ) -> TokenStream {
-    for (flag, name) in [
-        (args.forward, "forward"),
-        (args.hvp, "hvp"),
-        (args.hessian, "hessian"),
-    ] {
+    for (flag, name) in [(args.hvp, "hvp"), (args.hessian, "hessian")] {
         if flag {
             cx.syn_error(syn::Error::new_spanned(
                 &item_fn.sig.output,
-                format!("`{name}` is not available yet for a function that returns several values; it gets `_jacobian`"),
+                format!("`{name}` needs a function with one output: the second derivatives of several outputs are not a matrix; write the output to differentiate twice as its own `#[differentiate({name})]` function"),
             ));
         }
     }
@@ -182,13 +178,36 @@ fn differentiate_vector(
         krate: &krate,
         params,
         wrt,
-        forward: false,
+        forward: args.forward,
         hvp: false,
         hessian: false,
     };
     let (primal, sig) = match lowered {
         Some(l) if !cx.has_errors() => l,
         _ => return fallback::emit_vector(&item_fn, &companions, &out, cx),
+    };
+    // Forward mode yields every output: `f_jvp`, and the Jacobian's columns
+    // when there are fewer inputs than outputs. Its errors are the user's
+    // only if `forward` was asked for; otherwise the Jacobian takes reverse
+    // sweeps alone.
+    let tangent = {
+        let fcx = Ctxt::new();
+        let tangent = vector_jvp(&item_fn, &args, &out, &krate, &mut namer, &fcx);
+        if args.forward {
+            if let Err(e) = fcx.check() {
+                cx.syn_error(e);
+            }
+            match &tangent {
+                Err((span, message)) if !message.is_empty() => {
+                    cx.syn_error(syn::Error::new(*span, message));
+                }
+                _ => {}
+            }
+            if cx.has_errors() {
+                return fallback::emit_vector(&item_fn, &companions, &out, cx);
+            }
+        }
+        tangent.ok()
     };
     let Backward {
         names,
@@ -203,6 +222,10 @@ fn differentiate_vector(
         }
     };
     let grad_struct = companions.grad_struct();
+    let tangent_name = proc_macro2::Ident::new(
+        &namer.fresh(&format!("{}_tangent", fn_name.trim_start_matches("r#"))),
+        proc_macro2::Span::call_site(),
+    );
     let jacobian_fn = companions.jacobian_fn(
         &out,
         Some(crate::items::WeightedBackward {
@@ -211,11 +234,47 @@ fn differentiate_vector(
             grad_param,
             body,
         }),
+        tangent.as_ref().map(|t| (&tangent_name, t)),
     );
+    let jvp_fn = companions.jvp_fn(tangent);
     quote! {
         #item_fn
         #grad_struct
         #jacobian_fn
+        #jvp_fn
+    }
+}
+
+/// Forward mode over a function with several outputs: the function with its
+/// outputs marked (`jacobian::marked_outputs`), lowered to yield each, and
+/// its tangent pass; lowering's errors go to `cx`.
+fn vector_jvp(
+    item_fn: &syn::ItemFn,
+    args: &Args,
+    out: &crate::jacobian::VectorOutput,
+    krate: &TokenStream,
+    namer: &mut Namer,
+    cx: &Ctxt,
+) -> Result<crate::items::JvpBody, crate::forward::Error> {
+    let Some(count) = crate::jacobian::literal_count(out) else {
+        return Err((
+            syn::spanned::Spanned::span(&out.len),
+            "forward mode needs the number of outputs written as a number (`[f64; 3]`)".into(),
+        ));
+    };
+    let marker = proc_macro2::Ident::new(&namer.fresh("outputs"), proc_macro2::Span::call_site());
+    // Errors reported to `cx` come back as an empty message.
+    let in_cx = || (proc_macro2::Span::call_site(), String::new());
+    let marked = match crate::jacobian::marked_outputs(item_fn, out, &marker, count) {
+        Ok(marked) => marked,
+        Err(e) => {
+            cx.syn_error(e);
+            return Err(in_cx());
+        }
+    };
+    match lower::lower_outputs(&marked, args, cx, &marker, count) {
+        Some((primal, sig)) if !cx.has_errors() => jvp(item_fn, &primal, krate, sig.ret, count),
+        _ => Err(in_cx()),
     }
 }
 
@@ -293,22 +352,17 @@ fn hvp(
     })
 }
 
-/// The body of `f_jvp`, with the names of the parameters and of the tangent
-/// parameters: forward mode over the primal, seeded with one tangent per
-/// differentiated parameter.
+/// The body of `f_jvp`: forward mode over the primal, seeded with one
+/// tangent per differentiated parameter. `outputs` is the number of values
+/// the primal yields; with several, the body yields all of them and then
+/// their tangents, and names are made for that tuple's parts.
 fn jvp(
     item_fn: &syn::ItemFn,
     primal: &crate::ir::Func,
     krate: &TokenStream,
     ret: crate::ir::Ty,
-) -> Result<
-    (
-        Vec<proc_macro2::Ident>,
-        Vec<proc_macro2::Ident>,
-        TokenStream,
-    ),
-    crate::forward::Error,
-> {
+    outputs: usize,
+) -> Result<crate::items::JvpBody, crate::forward::Error> {
     let crate::forward::Forward { func, tangents } = seeded_forward(primal, true)?;
     let mut namer = Namer::new(item_fn.to_token_stream());
     forbid_callee_names(&mut namer, primal);
@@ -316,7 +370,23 @@ fn jvp(
     let body = emitted_body(&emitter, &func);
     let names = names_of(&emitter, func.params.iter().map(|p| p.var));
     let tangent_names = names_of(&emitter, tangents.iter().copied());
-    Ok((names, tangent_names, body))
+    let mut yielded = vec![];
+    if outputs > 1 {
+        for base in ["output", "tangent"] {
+            for k in 0..outputs {
+                yielded.push(proc_macro2::Ident::new(
+                    &namer.fresh(&format!("{base}_{k}")),
+                    proc_macro2::Span::call_site(),
+                ));
+            }
+        }
+    }
+    Ok(crate::items::JvpBody {
+        names,
+        tangents: tangent_names,
+        body,
+        yielded,
+    })
 }
 
 /// Forward mode over `func` (the primal, or `f_backward`'s IR) seeded with

@@ -22,12 +22,14 @@ pub fn emit_vector(
         return quote!(#errors #item);
     }
     let grad_struct = companions.grad_struct();
-    let jacobian_fn = companions.jacobian_fn(out, None);
+    let jacobian_fn = companions.jacobian_fn(out, None, None);
+    let jvp_fn = companions.jvp_fn(None);
     quote! {
         #errors
         #item
         #grad_struct
         #jacobian_fn
+        #jvp_fn
     }
 }
 

@@ -73,13 +73,68 @@ pub fn weighted(
     f.sig.inputs.push(syn::parse_quote!(#w: [#elem; #len]));
     f.sig.output = syn::parse_quote!(-> #elem);
     f.attrs.clear();
-    let mut weigh = Weigh {
-        w: w.clone(),
-        index: Ident::new(&fresh("output"), Span::call_site()),
-        sum: Ident::new(&fresh("weighted"), Span::call_site()),
+    let weigh = Weigh {
+        combine: Combine::Weighted {
+            w: w.clone(),
+            index: Ident::new(&fresh("output"), Span::call_site()),
+            sum: Ident::new(&fresh("weighted"), Span::call_site()),
+        },
         out,
         errors: None,
     };
+    rewrite_outputs(item, f, weigh)
+}
+
+/// The number of outputs, if written as a literal (`[f64; 3]`, a tuple):
+/// forward mode yields each output, so it needs their count.
+pub fn literal_count(out: &VectorOutput) -> Option<usize> {
+    if let Some(n) = out.arity {
+        return Some(n);
+    }
+    match &out.len {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(n),
+            ..
+        }) => n.base10_parse().ok(),
+        _ => None,
+    }
+}
+
+/// The function for forward mode: `item` returning its element type, with
+/// every return and the tail `e` replaced by `marker(e₀, e₁, …)` (pushed
+/// into `if` branches and blocks like [`weighted`]'s sums, a `match` there
+/// turned into an `if` chain, an array variable `a` into `a[0], a[1], …`),
+/// for [`lower_outputs`](crate::lower::lower_outputs) to yield the
+/// `count` outputs on every path.
+pub fn marked_outputs(
+    item: &syn::ItemFn,
+    out: &VectorOutput,
+    marker: &Ident,
+    count: usize,
+) -> Result<syn::ItemFn, syn::Error> {
+    let mut f = item.clone();
+    f.sig.output = {
+        let elem = &out.elem;
+        syn::parse_quote!(-> #elem)
+    };
+    f.attrs.clear();
+    let weigh = Weigh {
+        combine: Combine::Marked {
+            marker: marker.clone(),
+            count,
+        },
+        out,
+        errors: None,
+    };
+    rewrite_outputs(item, f, weigh)
+}
+
+/// Rewrites every return and the tail of `f` (a copy of `item`) with `weigh`.
+fn rewrite_outputs(
+    item: &syn::ItemFn,
+    mut f: syn::ItemFn,
+    mut weigh: Weigh,
+) -> Result<syn::ItemFn, syn::Error> {
     weigh.visit_block_mut(&mut f.block);
     let returns = ends_in_return(&f.block);
     let tail = f.block.stmts.last_mut().and_then(|s| match s {
@@ -108,17 +163,26 @@ fn ends_in_return(block: &syn::Block) -> bool {
 }
 
 struct Weigh<'a> {
-    w: Ident,
-    /// The index and the sum of the loop that weighs an array variable.
-    index: Ident,
-    sum: Ident,
+    combine: Combine,
     out: &'a VectorOutput,
     errors: Option<syn::Error>,
 }
 
+/// What the outputs become where they are returned.
+enum Combine {
+    /// `w[0] * e₀ + w[1] * e₁ + …`; `index` and `sum` name the loop that
+    /// weighs an array variable.
+    Weighted { w: Ident, index: Ident, sum: Ident },
+    /// `marker(e₀, e₁, …)`, with `count` outputs.
+    Marked { marker: Ident, count: usize },
+}
+
 impl Weigh<'_> {
     fn error(&mut self, span: Span, message: &str) {
-        let e = syn::Error::new(span, message);
+        self.error_combined(syn::Error::new(span, message));
+    }
+
+    fn error_combined(&mut self, e: syn::Error) {
         match &mut self.errors {
             Some(all) => all.combine(e),
             None => self.errors = Some(e),
@@ -127,7 +191,6 @@ impl Weigh<'_> {
 
     /// `wᵀ e` for an expression `e` that gives the outputs.
     fn weigh(&mut self, e: syn::Expr) -> syn::Expr {
-        let w = &self.w;
         match e {
             syn::Expr::Array(a) => {
                 self.sum(a.elems.into_iter().collect(), a.bracket_token.span.join())
@@ -148,6 +211,20 @@ impl Weigh<'_> {
                 }
                 syn::Expr::If(i)
             }
+            syn::Expr::Match(m) if matches!(self.combine, Combine::Marked { .. }) => {
+                // Outputs are yielded along paths, which a `match` is not
+                // lowered as: the same `if` chain lowering makes of it.
+                let cx = crate::ctxt::Ctxt::new();
+                match crate::lower::desugar_match(&m, &cx) {
+                    Some(i) => self.weigh(syn::Expr::If(i)),
+                    None => {
+                        if let Err(e) = cx.check() {
+                            self.error_combined(e);
+                        }
+                        syn::Expr::Match(m)
+                    }
+                }
+            }
             syn::Expr::Match(mut m) => {
                 for arm in &mut m.arms {
                     let body = std::mem::replace(&mut *arm.body, syn::parse_quote!(()));
@@ -156,18 +233,26 @@ impl Weigh<'_> {
                 syn::Expr::Match(m)
             }
             // An array variable: an index loop over the outputs.
-            syn::Expr::Path(p) if self.out.arity.is_none() => {
-                let len = &self.out.len;
-                let elem = &self.out.elem;
-                let (i, s) = (&self.index, &self.sum);
-                syn::parse_quote!({
-                    let mut #s: #elem = 0.0;
-                    for #i in 0..#len {
-                        #s += #w[#i] * #p[#i];
-                    }
-                    #s
-                })
-            }
+            syn::Expr::Path(p) if self.out.arity.is_none() => match &self.combine {
+                Combine::Weighted { w, index, sum } => {
+                    let len = &self.out.len;
+                    let elem = &self.out.elem;
+                    syn::parse_quote!({
+                        let mut #sum: #elem = 0.0;
+                        for #index in 0..#len {
+                            #sum += #w[#index] * #p[#index];
+                        }
+                        #sum
+                    })
+                }
+                Combine::Marked { marker, count } => {
+                    let items = (0..*count).map(|k| {
+                        let k = proc_macro2::Literal::usize_unsuffixed(k);
+                        quote!(#p[#k])
+                    });
+                    syn::parse_quote!(#marker(#(#items),*))
+                }
+            },
             syn::Expr::Return(r) => syn::Expr::Return(r),
             other => {
                 let what = if self.out.arity.is_some() {
@@ -208,12 +293,16 @@ impl Weigh<'_> {
             );
             return syn::parse_quote!(0.0);
         }
-        let w = &self.w;
-        let terms = items.iter().enumerate().map(|(k, e)| {
-            let k = proc_macro2::Literal::usize_unsuffixed(k);
-            quote!(#w[#k] * (#e))
-        });
-        syn::parse_quote!(( #(#terms)+* ))
+        match &self.combine {
+            Combine::Weighted { w, .. } => {
+                let terms = items.iter().enumerate().map(|(k, e)| {
+                    let k = proc_macro2::Literal::usize_unsuffixed(k);
+                    quote!(#w[#k] * (#e))
+                });
+                syn::parse_quote!(( #(#terms)+* ))
+            }
+            Combine::Marked { marker, .. } => syn::parse_quote!(#marker(#(#items),*)),
+        }
     }
 }
 

@@ -111,6 +111,28 @@ pub fn array_shape(ty: &syn::Type) -> Option<Shape> {
 /// returned whenever the signature could be read, so that the body's errors
 /// are found too.
 pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signature)> {
+    lower_with(item, args, cx, None)
+}
+
+/// Lowers `item`, a function with several outputs rewritten by
+/// [`jacobian::marked_outputs`](crate::jacobian::marked_outputs): every
+/// return is `marker(o₀, …)` with `count` outputs, and the body yields them.
+pub fn lower_outputs(
+    item: &syn::ItemFn,
+    args: &Args,
+    cx: &Ctxt,
+    marker: &syn::Ident,
+    count: usize,
+) -> Option<(Func, Signature)> {
+    lower_with(item, args, cx, Some((marker.clone(), count)))
+}
+
+fn lower_with(
+    item: &syn::ItemFn,
+    args: &Args,
+    cx: &Ctxt,
+    outputs: Option<(syn::Ident, usize)>,
+) -> Option<(Func, Signature)> {
     let sig = &item.sig;
     check_signature(sig, cx);
     // A generic function gets one error, not one per use of its type parameter.
@@ -151,6 +173,7 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
         ref_elements: Default::default(),
         work: 0,
         aliases: BTreeMap::new(),
+        outputs,
     };
     if !lowerer.lower_params(sig, args) {
         // A method: the companions could not stand beside it anyway.
@@ -165,6 +188,93 @@ pub fn lower(item: &syn::ItemFn, args: &Args, cx: &Ctxt) -> Option<(Func, Signat
     body.yields = lowerer.lower_path(&mut body, frames, body_span, &Term::Function);
     lowerer.func.body = body;
     Some((lowerer.func, Signature { ret }))
+}
+
+/// `match s { p1 => a, p2 if g => b, _ => c }` as
+/// `if matches!(s, p1) { a } else if matches!(s, p2) && g { b } else { c }`.
+/// The scrutinee must not be differentiated (it is re-read per arm,
+/// which is harmless for the variables, constants and integer
+/// expressions a `match` tests).
+pub fn desugar_match(m: &syn::ExprMatch, cx: &Ctxt) -> Option<syn::ExprIf> {
+    let scrutinee = &m.expr;
+    let Some((last, rest)) = m.arms.split_last() else {
+        cx
+            .error_spanned_by(m, "a `match` needs at least one arm");
+        return None;
+    };
+    let mut ok = true;
+    for arm in &m.arms {
+        let catch_all = matches!(&arm.pat, syn::Pat::Wild(_));
+        let is_last = std::ptr::eq(arm, last);
+        if let Some(b) = binding_in(&arm.pat) {
+            cx.error_spanned_by(b, "patterns that bind values are not supported in a #[differentiate] body; match on constants, ranges and enum variants, or use `_`");
+            ok = false;
+        }
+        if is_last && arm.guard.is_some() && !catch_all {
+            cx.error_spanned_by(
+                &arm.pat,
+                "end the `match` with an arm without a guard (`_ => …`)",
+            );
+            ok = false;
+        }
+        if contains_return(&arm.body) || {
+            let mut f = FindLoopExit::default();
+            f.visit_expr(&arm.body);
+            f.0
+        } {
+            cx.error_spanned_by(&arm.body, "`return`, `break` and `continue` inside `match` arms are not supported yet; write the `match` as an `if`/`else` chain");
+            ok = false;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let block_of = |e: &syn::Expr| -> syn::Block {
+        match e {
+            syn::Expr::Block(b) if b.label.is_none() => b.block.clone(),
+            // Built, not re-parsed: an arm such as `0 => crate` is no
+            // expression syn can read back, and rustc should report it.
+            other => syn::Block {
+                brace_token: Default::default(),
+                stmts: vec![syn::Stmt::Expr(other.clone(), None)],
+            },
+        }
+    };
+    let mut else_branch: syn::Expr = syn::Expr::Block(syn::ExprBlock {
+        attrs: vec![],
+        label: None,
+        block: block_of(&last.body),
+    });
+    for arm in rest.iter().rev() {
+        let pat = &arm.pat;
+        let cond: syn::Expr = match &arm.guard {
+            Some((_, guard)) => {
+                syn::parse_quote!(::core::matches!(#scrutinee, #pat) && (#guard))
+            }
+            None => syn::parse_quote!(::core::matches!(#scrutinee, #pat)),
+        };
+        let then_branch = block_of(&arm.body);
+        else_branch = syn::Expr::If(syn::ExprIf {
+            attrs: vec![],
+            if_token: Default::default(),
+            cond: Box::new(cond),
+            then_branch,
+            else_branch: Some((Default::default(), Box::new(else_branch))),
+        });
+    }
+    match else_branch {
+        syn::Expr::If(ei) => Some(ei),
+        // A single arm: `if true { arm } else { arm }` keeps one code path.
+        other => Some(syn::parse_quote!(if true #other else #other)),
+    }
+}
+
+/// `e` without the parentheses around it.
+fn unparen(mut e: &syn::Expr) -> &syn::Expr {
+    while let syn::Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
 }
 
 /// Whether the function is generic: type or const parameters, or an
@@ -395,14 +505,14 @@ impl Term {
 }
 
 /// Names for the outs of an `if` that ends paths of `term`.
-fn yield_names(term: &Term) -> Vec<String> {
+fn yield_names(term: &Term, outputs: usize) -> Vec<String> {
     match term {
-        Term::Function => vec!["ret".into()],
+        Term::Function => vec!["ret".into(); outputs],
         Term::Loop { carried, .. } => std::iter::once("keep".to_string())
             .chain(carried.iter().cloned())
             .collect(),
         Term::Region { base, assigned } => std::iter::once("left".to_string())
-            .chain(yield_names(base))
+            .chain(yield_names(base, outputs))
             .chain(assigned.iter().map(|(name, _)| name.clone()))
             .collect(),
     }
@@ -591,6 +701,11 @@ struct Lowerer<'a> {
     /// each branch, which nested guards can make exponential; past a bound
     /// the function is rejected rather than the build made to crawl.
     work: usize,
+    /// Set when lowering a function with several outputs for forward mode
+    /// ([`lower_outputs`]): the marker call `marker(o₀, o₁, …)` that the
+    /// rewrite put at every return, and the number of outputs. The body then
+    /// yields the outputs, one operand each.
+    outputs: Option<(syn::Ident, usize)>,
 }
 
 /// How many statements one function may lower to, copies included.
@@ -724,6 +839,47 @@ impl<'s> Lowerer<'_> {
 
     // ---------------------------------------------------------------- paths
 
+    /// The number of values the function yields.
+    fn output_count(&self) -> usize {
+        self.outputs.as_ref().map_or(1, |(_, n)| *n)
+    }
+
+    /// Placeholders for the function's yields, where a path has no value
+    /// (it is reported, or never read).
+    fn no_outputs(&self) -> Vec<Operand> {
+        vec![Operand::float(0.0); self.output_count()]
+    }
+
+    /// The function's yields for the returned expression `e`: its value, or,
+    /// with several outputs, the arguments of the marker call the rewrite
+    /// put there (`jacobian::marked_outputs`).
+    fn lower_returned(&mut self, block: &mut Block, e: &'s syn::Expr) -> Vec<Operand> {
+        let Some((marker, count)) = self.outputs.clone() else {
+            return vec![self.lower_expr(block, e)];
+        };
+        match unparen(e) {
+            syn::Expr::Call(c)
+                if matches!(&*c.func, syn::Expr::Path(p) if p.path.is_ident(&marker)) =>
+            {
+                if c.args.len() != count {
+                    self.cx.error_spanned_by(
+                        e,
+                        format!("the function returns {count} values, but {} are given here", c.args.len()),
+                    );
+                    return self.no_outputs();
+                }
+                c.args.iter().map(|a| self.lower_expr(block, a)).collect()
+            }
+            other => {
+                self.cx.error_spanned_by(
+                    other,
+                    "forward mode cannot yet take the outputs from this expression; give them as an array `[a, b]`, a tuple `(a, b)` or an array variable (an `if`, `match` or block around them is fine)",
+                );
+                self.no_outputs()
+            }
+        }
+    }
+
     /// What a loop-body path yields when it ends: whether to go on, and the
     /// carried variables' current values.
     fn loop_exit(&self, keep: bool, term: &Term) -> Vec<Operand> {
@@ -765,7 +921,7 @@ impl<'s> Lowerer<'_> {
                     quote::quote_spanned!(body_span=> {}),
                     "this path of the function ends without a value; end the body with the value to return",
                 );
-                return vec![Operand::float(0.0)];
+                return self.no_outputs();
             };
             let Some(&item) = frame.items.get(frame.pos) else {
                 if frame.scoped {
@@ -785,7 +941,7 @@ impl<'s> Lowerer<'_> {
             }
             if self.work >= WORK_LIMIT {
                 return match term {
-                    Term::Function => vec![Operand::float(0.0)],
+                    Term::Function => self.no_outputs(),
                     Term::Loop { .. } => self.loop_exit(true, term),
                     Term::Region { .. } => self.fall_through(term),
                 };
@@ -818,15 +974,15 @@ impl<'s> Lowerer<'_> {
             let base = term.base();
             match (expr, base) {
                 (syn::Expr::Return(r), Term::Function) => {
-                    let value = match &r.expr {
-                        Some(e) => self.lower_expr(block, e),
+                    let values = match &r.expr {
+                        Some(e) => self.lower_returned(block, e),
                         None => {
                             self.cx
                                 .error_spanned_by(r, "`return` needs the value to return");
-                            Operand::float(0.0)
+                            self.no_outputs()
                         }
                     };
-                    return self.leave(term, vec![value]);
+                    return self.leave(term, values);
                 }
                 (syn::Expr::Return(r), Term::Loop { .. }) => {
                     self.cx.error_spanned_by(
@@ -891,7 +1047,22 @@ impl<'s> Lowerer<'_> {
                 }
             }
             if tail == Tail::Value {
-                return vec![self.lower_expr(block, expr)];
+                // Several outputs are yielded from every path: an `if` or a
+                // block around them is lowered as paths, not as a value.
+                if self.outputs.is_some() {
+                    match unparen(expr) {
+                        syn::Expr::If(ei) if ei.else_branch.is_some() => {
+                            return self.lower_terminating_if(block, ei, frames, tail, body_span, term);
+                        }
+                        syn::Expr::Block(b) if b.label.is_none() => {
+                            self.scopes.push();
+                            frames.push(Frame::of_block(&b.block, tail, true));
+                            continue;
+                        }
+                        _ => {}
+                    }
+                }
+                return self.lower_returned(block, expr);
             }
             self.lower_stmt_expr(block, expr);
         }
@@ -938,7 +1109,7 @@ impl<'s> Lowerer<'_> {
         let else_values = self.lower_path(&mut else_block, else_frames, body_span, term);
         self.scopes.undo(saved);
 
-        let names = yield_names(term);
+        let names = yield_names(term, self.output_count());
         let mut outs = vec![];
         for ((t, e), name) in then_values.iter().zip(&else_values).zip(&names) {
             let ty = Ty::join([self.func.operand_ty(t), self.func.operand_ty(e)]);
@@ -990,7 +1161,7 @@ impl<'s> Lowerer<'_> {
         )];
         match &**base {
             Term::Loop { .. } => yields.extend(self.loop_exit(true, base)),
-            _ => yields.push(Operand::float(0.0)),
+            _ => yields.extend(self.no_outputs()),
         }
         yields.extend(self.region_values(term));
         yields
@@ -1062,7 +1233,7 @@ impl<'s> Lowerer<'_> {
             .yields
             .iter()
             .zip(&else_block.yields)
-            .zip(yield_names(term))
+            .zip(yield_names(term, self.output_count()))
         {
             let ty = Ty::join([self.func.operand_ty(t), self.func.operand_ty(e)]);
             let active = self.func.is_active(t) || self.func.is_active(e);
@@ -1205,84 +1376,6 @@ impl<'s> Lowerer<'_> {
         self.scopes.bind_innermost(ident.to_string(), var);
     }
 
-    /// `match s { p1 => a, p2 if g => b, _ => c }` as
-    /// `if matches!(s, p1) { a } else if matches!(s, p2) && g { b } else { c }`.
-    /// The scrutinee must not be differentiated (it is re-read per arm,
-    /// which is harmless for the variables, constants and integer
-    /// expressions a `match` tests).
-    fn desugar_match(&mut self, m: &syn::ExprMatch) -> Option<syn::ExprIf> {
-        let scrutinee = &m.expr;
-        let Some((last, rest)) = m.arms.split_last() else {
-            self.cx
-                .error_spanned_by(m, "a `match` needs at least one arm");
-            return None;
-        };
-        let mut ok = true;
-        for arm in &m.arms {
-            let catch_all = matches!(&arm.pat, syn::Pat::Wild(_));
-            let is_last = std::ptr::eq(arm, last);
-            if let Some(b) = binding_in(&arm.pat) {
-                self.cx.error_spanned_by(b, "patterns that bind values are not supported in a #[differentiate] body; match on constants, ranges and enum variants, or use `_`");
-                ok = false;
-            }
-            if is_last && arm.guard.is_some() && !catch_all {
-                self.cx.error_spanned_by(
-                    &arm.pat,
-                    "end the `match` with an arm without a guard (`_ => …`)",
-                );
-                ok = false;
-            }
-            if contains_return(&arm.body) || {
-                let mut f = FindLoopExit::default();
-                f.visit_expr(&arm.body);
-                f.0
-            } {
-                self.cx.error_spanned_by(&arm.body, "`return`, `break` and `continue` inside `match` arms are not supported yet; write the `match` as an `if`/`else` chain");
-                ok = false;
-            }
-        }
-        if !ok {
-            return None;
-        }
-        let block_of = |e: &syn::Expr| -> syn::Block {
-            match e {
-                syn::Expr::Block(b) if b.label.is_none() => b.block.clone(),
-                // Built, not re-parsed: an arm such as `0 => crate` is no
-                // expression syn can read back, and rustc should report it.
-                other => syn::Block {
-                    brace_token: Default::default(),
-                    stmts: vec![syn::Stmt::Expr(other.clone(), None)],
-                },
-            }
-        };
-        let mut else_branch: syn::Expr = syn::Expr::Block(syn::ExprBlock {
-            attrs: vec![],
-            label: None,
-            block: block_of(&last.body),
-        });
-        for arm in rest.iter().rev() {
-            let pat = &arm.pat;
-            let cond: syn::Expr = match &arm.guard {
-                Some((_, guard)) => {
-                    syn::parse_quote!(::core::matches!(#scrutinee, #pat) && (#guard))
-                }
-                None => syn::parse_quote!(::core::matches!(#scrutinee, #pat)),
-            };
-            let then_branch = block_of(&arm.body);
-            else_branch = syn::Expr::If(syn::ExprIf {
-                attrs: vec![],
-                if_token: Default::default(),
-                cond: Box::new(cond),
-                then_branch,
-                else_branch: Some((Default::default(), Box::new(else_branch))),
-            });
-        }
-        match else_branch {
-            syn::Expr::If(ei) => Some(ei),
-            // A single arm: `if true { arm } else { arm }` keeps one code path.
-            other => Some(syn::parse_quote!(if true #other else #other)),
-        }
-    }
 
     fn any_wrt(&self) -> bool {
         self.func.params.iter().any(|p| p.wrt)
@@ -1887,7 +1980,7 @@ impl<'s> Lowerer<'_> {
                 self.lower_loop(block, e);
             }
             syn::Expr::Match(m) => {
-                if let Some(ei) = self.desugar_match(m) {
+                if let Some(ei) = desugar_match(m, self.cx) {
                     self.lower_if(block, &ei, false);
                 }
             }
@@ -2231,7 +2324,7 @@ impl<'s> Lowerer<'_> {
             syn::Expr::If(ei) => self
                 .lower_if(block, ei, true)
                 .unwrap_or_else(|| Operand::float(0.0)),
-            syn::Expr::Match(m) => match self.desugar_match(m) {
+            syn::Expr::Match(m) => match desugar_match(m, self.cx) {
                 Some(ei) => self
                     .lower_if(block, &ei, true)
                     .unwrap_or_else(|| Operand::float(0.0)),
