@@ -75,8 +75,12 @@ fn hessian_names_do_not_capture() {
     }
 }
 
-/// Names `f_jacobian` uses.
-#[differentiate(wrt(x))]
+/// Names `f_jacobian` and `f_jvp` use (the marker of the outputs is
+/// `outputs`, the Jacobian's forward sweeps name `k`, `inputs`, `column`,
+/// `d`, `at_x`, the JVP's tuple `output_0`, `tangent_1`, …). One input and
+/// two outputs: the Jacobian takes a forward sweep.
+#[differentiate(wrt(x), forward)]
+#[allow(clippy::too_many_arguments)]
 fn named_like_jacobian_locals(
     x: f64,
     outputs: f64,
@@ -84,20 +88,39 @@ fn named_like_jacobian_locals(
     seed: f64,
     i: f64,
     cotangent: f64,
+    k: f64,
+    inputs: f64,
+    column: f64,
+    d: f64,
+    at_x: f64,
+    output_0: f64,
+    tangent_1: f64,
 ) -> [f64; 2] {
-    let row = x * outputs + jacobian;
-    [row * seed, (x * i).sin() + cotangent]
+    let row = x * outputs + jacobian + k * inputs * column;
+    [
+        row * seed + d * at_x,
+        (x * i).sin() + cotangent + output_0 * tangent_1,
+    ]
 }
 
 #[test]
 fn jacobian_names_do_not_capture() {
-    let (out, j) = named_like_jacobian_locals_jacobian(0.4, 2.0, 1.0, 3.0, 0.5, 0.25);
+    let args = (0.4, 2.0, 1.0, 3.0, 0.5, 0.25);
+    let (out, j) = named_like_jacobian_locals_jacobian(
+        args.0, args.1, args.2, args.3, args.4, args.5, 0.0, 1.0, 2.0, 0.0, 1.0, 0.0, 1.0,
+    );
     assert_eq!(
         out,
-        named_like_jacobian_locals(0.4, 2.0, 1.0, 3.0, 0.5, 0.25)
+        named_like_jacobian_locals(
+            args.0, args.1, args.2, args.3, args.4, args.5, 0.0, 1.0, 2.0, 0.0, 1.0, 0.0, 1.0
+        )
     );
     approx::assert_relative_eq!(j[0].x, 2.0 * 3.0, max_relative = 1e-15);
     approx::assert_relative_eq!(j[1].x, 0.5 * (0.4_f64 * 0.5).cos(), max_relative = 1e-15);
+    let (_, dots) = named_like_jacobian_locals_jvp(
+        args.0, args.1, args.2, args.3, args.4, args.5, 0.0, 1.0, 2.0, 0.0, 1.0, 0.0, 1.0, 1.0,
+    );
+    assert_eq!(dots, [j[0].x, j[1].x]);
 }
 
 /// A function named like a companion's nested function.
@@ -106,9 +129,18 @@ fn polar_weighted(r: f64) -> f64 {
     r * 2.0
 }
 
+/// And like the forward sweeps' nested function.
 #[differentiate]
+fn polar_tangent(r: f64) -> f64 {
+    r * 3.0
+}
+
+#[differentiate(forward, wrt(r))]
 fn polar(r: f64, theta: f64) -> [f64; 2] {
-    [polar_weighted(r) * theta.cos(), r * theta.sin()]
+    [
+        polar_weighted(r) * theta.cos(),
+        polar_tangent(r) * theta.sin(),
+    ]
 }
 
 #[test]
@@ -116,6 +148,7 @@ fn nested_companion_names_do_not_capture() {
     let (out, j) = polar_jacobian(2.0, 0.7);
     assert_eq!(out, polar(2.0, 0.7));
     approx::assert_relative_eq!(j[0].r, 2.0 * 0.7_f64.cos(), max_relative = 1e-15);
-    approx::assert_relative_eq!(j[1].theta, 2.0 * 0.7_f64.cos(), max_relative = 1e-15);
+    approx::assert_relative_eq!(j[1].r, 3.0 * 0.7_f64.sin(), max_relative = 1e-15);
+    assert_eq!(polar_jvp(2.0, 0.7, 1.0).1, [j[0].r, j[1].r]);
     assert_eq!(polar_weighted_grad(1.0).1.r, 2.0);
 }

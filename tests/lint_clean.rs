@@ -124,7 +124,9 @@ fn callee(a: f64, b: f64) -> f64 {
 /// Calls: both arguments active, one active, none active, nested.
 #[differentiate(wrt(x), forward, hessian)]
 fn calls(x: f64, c: f64) -> f64 {
-    callee(x, x * 2.0) + callee(c, x) + callee(1.0, c) + callee(callee(x, 0.5), c)
+    // `0.5 * x`: an argument whose text starts with `0.` (clippy once read
+    // the argument index spanned on it as a zero-prefixed literal).
+    callee(x, 0.5 * x) + callee(c, x) + callee(1.0, c) + callee(callee(x, 0.5), c)
 }
 
 #[test]
@@ -356,9 +358,10 @@ fn regions_and_imports_numbers() {
     );
 }
 
-/// Several outputs: `f_jacobian` (an array variable, a tuple with an early
-/// return and a branch).
-#[differentiate]
+/// Several outputs: `f_jacobian` and `f_jvp` (an array variable, a tuple
+/// with an early return and a branch; reverse sweeps for the first, forward
+/// sweeps for the second).
+#[differentiate(forward)]
 fn outputs_array(x: f64, w: [f64; 3]) -> [f64; 3] {
     let mut out = [0.0; 3];
     for k in 0..3 {
@@ -367,7 +370,7 @@ fn outputs_array(x: f64, w: [f64; 3]) -> [f64; 3] {
     out
 }
 
-#[differentiate(wrt(x))]
+#[differentiate(wrt(x), forward)]
 fn outputs_tuple(x: f64, y: f64) -> (f64, f64) {
     if x < -10.0 {
         return (0.0, x);
@@ -397,5 +400,10 @@ fn outputs_numbers() {
         assert_eq!(out, outputs_tuple(x, y));
         assert_gradient(|p| outputs_tuple(p[0], y).0, &[x], &[j[0].x]);
         assert_gradient(|p| outputs_tuple(p[0], y).1, &[x], &[j[1].x]);
+        assert_eq!(outputs_tuple_jvp(x, y, 1.0), (out, (j[0].x, j[1].x)));
+    }
+    let (_, dots) = outputs_array_jvp(0.3, w, 1.0, [0.0; 3]);
+    for k in 0..3 {
+        approx::assert_relative_eq!(dots[k], j[k].x, max_relative = 1e-15);
     }
 }

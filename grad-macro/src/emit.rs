@@ -688,10 +688,11 @@ impl<'a> Emitter<'a> {
                 let index = proc_macro2::Literal::usize_unsuffixed(*index);
                 // Spanned on the argument: if the callee does not differentiate
                 // it, rustc's error (ArgGrad's on_unimplemented) points there.
-                let tokens = respan(
-                    quote!(#krate::__private::ArgGrad::<#index>::arg_grad(&#g)),
-                    *span,
-                );
+                // Not the index: an integer literal spanned on `0.5` reads
+                // to clippy's literal lints as the text `0.5`.
+                let mut tokens = respan(quote!(#krate::__private::ArgGrad::<), *span);
+                tokens.extend(quote!(#index));
+                tokens.extend(respan(quote!(>::arg_grad(&#g)), *span));
                 (tokens, P_POSTFIX)
             }
             Expr::Method {

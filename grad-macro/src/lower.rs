@@ -198,8 +198,7 @@ fn lower_with(
 pub fn desugar_match(m: &syn::ExprMatch, cx: &Ctxt) -> Option<syn::ExprIf> {
     let scrutinee = &m.expr;
     let Some((last, rest)) = m.arms.split_last() else {
-        cx
-            .error_spanned_by(m, "a `match` needs at least one arm");
+        cx.error_spanned_by(m, "a `match` needs at least one arm");
         return None;
     };
     let mut ok = true;
@@ -858,13 +857,15 @@ impl<'s> Lowerer<'_> {
             return vec![self.lower_expr(block, e)];
         };
         match unparen(e) {
-            syn::Expr::Call(c)
-                if matches!(&*c.func, syn::Expr::Path(p) if p.path.is_ident(&marker)) =>
+            syn::Expr::Call(c) if matches!(&*c.func, syn::Expr::Path(p) if p.path.is_ident(&marker)) =>
             {
                 if c.args.len() != count {
                     self.cx.error_spanned_by(
                         e,
-                        format!("the function returns {count} values, but {} are given here", c.args.len()),
+                        format!(
+                            "the function returns {count} values, but {} are given here",
+                            c.args.len()
+                        ),
                     );
                     return self.no_outputs();
                 }
@@ -1052,7 +1053,8 @@ impl<'s> Lowerer<'_> {
                 if self.outputs.is_some() {
                     match unparen(expr) {
                         syn::Expr::If(ei) if ei.else_branch.is_some() => {
-                            return self.lower_terminating_if(block, ei, frames, tail, body_span, term);
+                            return self
+                                .lower_terminating_if(block, ei, frames, tail, body_span, term);
                         }
                         syn::Expr::Block(b) if b.label.is_none() => {
                             self.scopes.push();
@@ -1375,7 +1377,6 @@ impl<'s> Lowerer<'_> {
         let var = self.bind(block, ident, value, declared);
         self.scopes.bind_innermost(ident.to_string(), var);
     }
-
 
     fn any_wrt(&self) -> bool {
         self.func.params.iter().any(|p| p.wrt)
