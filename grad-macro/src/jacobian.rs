@@ -10,6 +10,11 @@
 //! vector). That function goes through the ordinary pipeline (lower,
 //! reverse, simplify, emit) and its `_backward` runs once per output with a
 //! unit `w`: M reverse sweeps, each as cheap as a gradient.
+//!
+//! For forward mode (`f_jvp`, and the Jacobian's forward sweeps when there
+//! are fewer inputs than outputs) the same places are rewritten instead into
+//! a marker call `outputs(e₀, e₁, …)` ([`marked_outputs`]), which lowering
+//! turns into one yield per output on every path.
 
 use proc_macro2::{Ident, Span};
 use quote::quote;
