@@ -29,6 +29,28 @@ mod reduction {
     include!("expand/reduction.rs");
 }
 
+mod jacobian {
+    use grad::prelude::*;
+    include!("expand/jacobian.rs");
+}
+
+/// The helix: its Jacobian (two inputs, three outputs: forward sweeps) is
+/// the closed form, and the JVP is the Jacobian times the tangents.
+#[test]
+fn the_helix_jacobian_is_the_closed_form() {
+    let (t, pitch) = (0.8, 1.5);
+    let (out, j) = jacobian::helix_jacobian(t, pitch);
+    assert_eq!(out, jacobian::helix(t, pitch));
+    let expected = [[-t.sin(), 0.0], [t.cos(), 0.0], [pitch, t]];
+    for (row, want) in j.iter().zip(expected) {
+        assert_eq!([row.t, row.pitch], want);
+    }
+    let (_, dots) = jacobian::helix_jvp(t, pitch, 2.0, -1.0);
+    for (row, dot) in j.iter().zip(dots) {
+        approx::assert_relative_eq!(dot, row.t * 2.0 - row.pitch, max_relative = 1e-15);
+    }
+}
+
 /// The fused one-pass reduction: value exactly the function's, gradient by
 /// finite differences in every weight and the bias, and `_backward` adds.
 #[test]
