@@ -420,14 +420,7 @@ impl Pass {
         out: &mut Vec<Stmt>,
     ) -> Result<(), Error> {
         let info = self.func.info(var).clone();
-        let grad = self.func.new_var(VarInfo {
-            name: format!("{}_grad", info.name),
-            ty: Ty::Other,
-            origin: Origin::CalleeGrad,
-            active: false,
-            span: info.span,
-            shape: None,
-        });
+        let grad = self.func.callee_grad_var(var);
         out.push(Stmt::LetTuple {
             vars: vec![var, grad],
             expr: Expr::GradCall {

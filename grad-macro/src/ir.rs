@@ -730,6 +730,22 @@ impl Func {
         })
     }
 
+    /// The gradient struct a call of another `#[differentiate]` function
+    /// returns beside `var`, its value (`let (var, var_grad) = g_grad(…)`);
+    /// reverse mode and forward mode both make it.
+    pub fn callee_grad_var(&mut self, var: Var) -> Var {
+        let info = self.info(var);
+        let (name, span) = (format!("{}_grad", info.name), info.span);
+        self.new_var(VarInfo {
+            name,
+            ty: Ty::Other,
+            origin: Origin::CalleeGrad,
+            active: false,
+            span,
+            shape: None,
+        })
+    }
+
     pub fn info(&self, var: Var) -> &VarInfo {
         &self.vars[var.0 as usize]
     }

@@ -410,7 +410,7 @@ pub struct JvpBody {
 impl JvpBody {
     /// The body giving `(outputs, tangents)`, each a tuple if `tuple`, else
     /// an array.
-    fn outputs_and_tangents(self, tuple: bool) -> TokenStream {
+    fn outputs_and_tangents(&self, tuple: bool) -> TokenStream {
         let JvpBody { body, yielded, .. } = self;
         let (values, dots) = yielded.split_at(yielded.len() / 2);
         let pack = |items: &[Ident]| {
@@ -802,8 +802,7 @@ impl Companions<'_> {
             Some((tangent_name, jvp)) => {
                 let tangent_types = self.wrt.iter().map(|&i| &self.params[i].1);
                 let (inner, tangents) = (&jvp.names, &jvp.tangents);
-                let JvpBody { body, yielded, .. } = jvp;
-                let (values, dots) = yielded.split_at(yielded.len() / 2);
+                let body = jvp.outputs_and_tangents(false);
                 let tangent_fn = quote! {
                     #[allow(clippy::too_many_arguments, unused_variables)]
                     #[inline]
@@ -811,8 +810,7 @@ impl Companions<'_> {
                         #(#inner: #types,)*
                         #(#tangents: #tangent_types),*
                     ) -> ([#elem; #len], [#elem; #len]) {
-                        let (#(#yielded),*) = { #body };
-                        ([#(#values),*], [#(#dots),*])
+                        #body
                     }
                 };
                 let (k, n, column, d) = (fresh("k"), fresh("inputs"), fresh("column"), fresh("d"));

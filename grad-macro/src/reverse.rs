@@ -742,14 +742,7 @@ impl Reverse<'_> {
         let info = self.func.info(var).clone();
         let forward = match expr {
             Expr::DiffCall { func, args, spans } => {
-                let grad = self.func.new_var(VarInfo {
-                    name: format!("{}_grad", info.name),
-                    ty: Ty::Other,
-                    origin: Origin::CalleeGrad,
-                    active: false,
-                    span: info.span,
-                    shape: None,
-                });
+                let grad = self.func.callee_grad_var(var);
                 if let Some(&adjoint) = self.adjoints.get(&var) {
                     let mut contrib = vec![];
                     for (index, arg) in args.iter().enumerate() {
