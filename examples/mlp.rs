@@ -79,7 +79,7 @@ fn loss(
             for k in 0..IN {
                 a += w1[j][k] * x[i * IN + k];
             }
-            h[j] = a.tanh();
+            h[j] = tanh(a);
         }
         // Output logits.
         let mut z = [0.0; OUT];
@@ -170,7 +170,7 @@ impl Params {
     fn predict(&self, row: &[f64]) -> usize {
         let mut h = [0.0; HIDDEN];
         for (hj, (w, b)) in h.iter_mut().zip(self.w1.iter().zip(&self.b1)) {
-            *hj = (b + w.iter().zip(row).map(|(w, x)| w * x).sum::<f64>()).tanh();
+            *hj = tanh(b + w.iter().zip(row).map(|(w, x)| w * x).sum::<f64>());
         }
         let logit =
             |c: usize| self.b2[c] + self.w2[c].iter().zip(&h).map(|(w, h)| w * h).sum::<f64>();

@@ -48,7 +48,7 @@
 
 pub use grad_core::{
     bce, bce_with_logits, check, clamp, derivatives, leaky_relu, mse, relu, sigmoid, softplus,
-    Float, EPSILON,
+    tanh, Float, EPSILON,
 };
 pub use grad_macro::{chain, differentiate};
 
@@ -56,7 +56,7 @@ pub use grad_macro::{chain, differentiate};
 pub mod prelude {
     pub use crate::{
         bce, bce_with_logits, chain, clamp, differentiate, leaky_relu, mse, relu, sigmoid,
-        softplus, Float, EPSILON,
+        softplus, tanh, Float, EPSILON,
     };
 }
 

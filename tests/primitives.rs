@@ -424,7 +424,7 @@ fn cosh() {
 }
 
 #[test]
-fn tanh() {
+fn tanh_method_and_path() {
     let points = [-1.0, 0.0, 2.0];
     unary(m_tanh, m_tanh_grad, |g| g.x, &points);
     unary(f_tanh, f_tanh_grad, |g| g.x, &points);
@@ -882,6 +882,24 @@ fn p_relu(x: f64) -> f64 {
 fn g_relu(x: f64) -> f64 {
     grad::relu(x)
 }
+#[differentiate(forward, hessian)]
+fn p_tanh(x: f64) -> f64 {
+    tanh(x)
+}
+#[differentiate]
+fn g_tanh(x: f64) -> f64 {
+    grad::tanh(x)
+}
+/// The runtime's `tanh` over a layer, the loop it exists to vectorise.
+#[allow(clippy::needless_range_loop)]
+#[differentiate]
+fn layer_tanh(w: [f64; 16], x: f64) -> f64 {
+    let mut total = 0.0;
+    for j in 0..16 {
+        total += tanh(w[j] * x);
+    }
+    total
+}
 #[differentiate]
 fn p_softplus(x: f64) -> f64 {
     softplus(x)
@@ -938,6 +956,42 @@ fn runtime_sigmoid() {
     unary(g_sigmoid, g_sigmoid_grad, |g| g.x, &points);
     assert_eq!(p_sigmoid_grad(0.0), (0.5, PSigmoidGrad { x: 0.25 }));
     assert_eq!(g_sigmoid_grad(0.0), (0.5, GSigmoidGrad { x: 0.25 }));
+}
+
+#[test]
+fn runtime_tanh() {
+    let points = [-3.0, -0.3, 0.0, 0.6, 0.7, 2.0, 25.0, -25.0];
+    unary(p_tanh, p_tanh_grad, |g| g.x, &points);
+    unary(g_tanh, g_tanh_grad, |g| g.x, &points);
+    assert_eq!(p_tanh_grad(0.0), (0.0, PTanhGrad { x: 1.0 }));
+    // The same derivative formula as the method form, applied to the
+    // runtime's value (within 2 ulp of std's).
+    for x in points {
+        assert_relative_eq!(
+            d(p_tanh_grad, |g| g.x, x),
+            d(m_tanh_grad, |g| g.x, x),
+            max_relative = 1e-14
+        );
+        let (value, tangent) = p_tanh_jvp(x, 1.0);
+        assert_eq!((value, tangent), (p_tanh(x), d(p_tanh_grad, |g| g.x, x)));
+        let (_, _, hessian) = p_tanh_hessian(x);
+        let t = x.tanh();
+        assert_relative_eq!(hessian[0][0], -2.0 * t * (1.0 - t * t), epsilon = 1e-13);
+    }
+    let w: [f64; 16] = std::array::from_fn(|j| (j as f64 - 7.5) / 4.0);
+    for x in [-1.3, 0.2, 0.9] {
+        let (value, grad) = layer_tanh_grad(w, x);
+        assert_eq!(value, layer_tanh(w, x));
+        let mut dx = Vec::from(grad.w);
+        dx.push(grad.x);
+        let mut at = Vec::from(w);
+        at.push(x);
+        assert_gradient(
+            |v: &[f64]| layer_tanh(v[..16].try_into().unwrap(), v[16]),
+            &at,
+            &dx,
+        );
+    }
 }
 
 #[test]

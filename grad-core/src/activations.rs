@@ -34,6 +34,37 @@ pub fn sigmoid<T: Float>(x: T) -> T {
     numerator / (T::ONE + e)
 }
 
+/// The hyperbolic tangent, `tanh(x) = (e^x − e^-x) / (e^x + e^-x)`, written
+/// so that loops over it vectorise.
+///
+/// `x.tanh()` calls the platform's libm, one call per element; this
+/// function is plain arithmetic and selects (Cephes' rational approximation
+/// below `|x| = 0.625`, `1 − 2 / (e^{2|x|} + 1)` above, with an inlined
+/// `exp`), so in a loop over the units of a layer LLVM computes two
+/// (SSE2) or four (AVX2) at once. It is within 2 ulp of `f64::tanh` (the
+/// tests sample 400 000 points), odd (`tanh(-x) = -tanh(x)` bit for bit) and
+/// gives the same bits on every target, vectorised or not; `f32` is computed
+/// in `f64` and rounded once. `tanh(±0) = ±0`, `tanh(±∞) = ±1`, NaN
+/// propagates.
+///
+/// Use `x.tanh()` where the standard library's exact bits matter; the macro
+/// differentiates both, and they have the same derivative,
+/// `tanh'(x) = 1 − tanh(x)²`.
+///
+/// # Example
+///
+/// ```
+/// use grad_core::tanh;
+///
+/// assert_eq!(tanh(0.0_f64), 0.0);
+/// assert!((tanh(0.5_f64) - 0.5_f64.tanh()).abs() <= 2.0 * f64::EPSILON);
+/// assert_eq!(tanh(-1e4_f32), -1.0);
+/// ```
+#[inline]
+pub fn tanh<T: Float>(x: T) -> T {
+    crate::float::sealed::Sealed::tanh_branch_free(x)
+}
+
 /// The rectified linear unit, `relu(x) = max(x, 0)`.
 ///
 /// NaN propagates (`relu(NaN)` is NaN) and `relu(-0.0)` is `+0.0`.

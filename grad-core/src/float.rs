@@ -16,6 +16,10 @@ pub(crate) mod sealed {
         /// Default tolerance of a finite-difference gradient check in this
         /// type (see [`Tolerance::for_type`]).
         const TOLERANCE: Tolerance;
+
+        /// The runtime's [`tanh`](crate::tanh) in this type: the
+        /// branch-free kernel of `crate::branch_free`.
+        fn tanh_branch_free(self) -> Self;
     }
 }
 
@@ -222,6 +226,15 @@ macro_rules! impl_float {
     ($t:ident, tolerance: $tol:expr) => {
         impl sealed::Sealed for $t {
             const TOLERANCE: Tolerance = $tol;
+
+            // f32 is computed in f64 and rounded once: within half an ulp
+            // of f32 (the f64 kernel's error is 2⁻²⁹ of that), and still
+            // vectorisable (the conversions are single instructions).
+            #[inline(always)]
+            #[allow(clippy::cast_possible_truncation, clippy::unnecessary_cast)]
+            fn tanh_branch_free(self) -> Self {
+                crate::branch_free::tanh(self as f64) as $t
+            }
         }
 
         impl Float for $t {

@@ -11,7 +11,8 @@
 //! * [`Float`], the sealed scalar trait implemented for `f32` and `f64`
 //!   that every runtime function is generic over;
 //! * the differentiable primitives beyond `std`'s float methods:
-//!   activations ([`sigmoid`], [`relu`], [`leaky_relu`], [`softplus`]),
+//!   activations ([`sigmoid`], [`tanh`], [`relu`], [`leaky_relu`],
+//!   [`softplus`]),
 //!   [`clamp`], and losses ([`bce`], [`bce_with_logits`], [`mse`]), all
 //!   numerically stable for any finite input;
 //! * [`EPSILON`], the probability clamp used by [`bce`];
@@ -50,12 +51,13 @@
 #![forbid(unsafe_code)]
 
 mod activations;
+mod branch_free;
 pub mod check;
 pub mod derivatives;
 mod float;
 mod losses;
 
-pub use activations::{clamp, leaky_relu, relu, sigmoid, softplus};
+pub use activations::{clamp, leaky_relu, relu, sigmoid, softplus, tanh};
 pub use float::Float;
 pub use losses::{bce, bce_with_logits, mse};
 
