@@ -39,7 +39,8 @@ pub(crate) fn exp(x: f64) -> f64 {
     // for the two-step scaling below.
     let clamped = x.clamp(-746.0, 709.9);
     // x = k·ln 2 + r with |r| ≤ ln 2 / 2; `k·LN2_HI` is exact for |k| < 2¹¹.
-    let k = (clamped * core::f64::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = clamped * core::f64::consts::LOG2_E + ROUND;
+    let k = shifted - ROUND;
     let hi = clamped - k * LN2_HI;
     let lo = k * LN2_LO;
     let r = hi - lo;
@@ -47,10 +48,16 @@ pub(crate) fn exp(x: f64) -> f64 {
     let c = r - t * (P1 + t * (P2 + t * (P3 + t * (P4 + t * P5))));
     let er = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi);
     // Scale by 2^k in two factors, each a normal number, so that results in
-    // the subnormal range are rounded once.
-    #[allow(clippy::cast_possible_truncation)]
-    let k = k as i64;
-    let half = k >> 1;
+    // the subnormal range are rounded once. `shifted` holds k in its low
+    // mantissa bits (it is 1.5·2⁵² + k exactly), which gives the integer
+    // without a float-to-integer conversion: x86 has none for packed f64
+    // before AVX-512, so one would be done lane by lane. `k + 2048` is
+    // positive (k ≥ -1077), so halving it is a logical shift, which AVX2
+    // has for 64-bit lanes (an arithmetic one it has not).
+    #[allow(clippy::cast_possible_wrap)]
+    let k = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i64;
+    #[allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
+    let half = (((k + 2048) as u64) >> 1) as i64 - 1024;
     let out = er * pow2(half) * pow2(k - half);
     // The clamp keeps NaN, but the integer conversion of NaN is 0: keep the
     // input's NaN explicitly.
