@@ -357,6 +357,16 @@ fn strong_zero_unused(x: f64, y: f64) -> f64 {
 fn sigmoid32(x: f32) -> f32 {
     sigmoid(x)
 }
+// `grad::tanh` by path: this file's own `fn tanh` (the method form's
+// rows) shadows the prelude's.
+#[differentiate]
+fn tanh_runtime(x: f64) -> f64 {
+    grad::tanh(x)
+}
+#[differentiate]
+fn tanh_runtime32(x: f32) -> f32 {
+    grad::tanh(x)
+}
 #[differentiate]
 fn softplus32(x: f32) -> f32 {
     softplus(x)
@@ -585,6 +595,13 @@ rows!(mod runtime {
     sigmoid_at_nan: sigmoid_f_grad(NAN) => nan(), x = nan();
     sigmoid_at_inf: sigmoid_f_grad(INF) => eq(1.0), x = eq(0.0);
     sigmoid_at_neg_inf: sigmoid_f_grad(-INF) => eq(0.0), x = eq(0.0);
+    tanh_runtime_at_0: tanh_runtime_grad(0.0) => eq(0.0), x = eq(1.0);
+    tanh_runtime_at_tiny: tanh_runtime_grad(-TINY) => eq(-TINY), x = eq(1.0);
+    tanh_runtime_at_switch: tanh_runtime_grad(0.625) => near(0.625_f64.tanh()), x = near(1.0 - 0.625_f64.tanh().powi(2));
+    tanh_runtime_at_big: tanh_runtime_grad(BIG) => eq(1.0), x = eq(0.0);
+    tanh_runtime_at_nan: tanh_runtime_grad(NAN) => nan(), x = nan();
+    tanh_runtime_at_inf: tanh_runtime_grad(INF) => eq(1.0), x = eq(0.0);
+    tanh_runtime_at_neg_inf: tanh_runtime_grad(-INF) => eq(-1.0), x = eq(0.0);
     #[ignore = "BUG: relu'(NaN) is 0 (documented in relu_grad), PyTorch's threshold_backward on the NaN result passes the gradient: 1"]
     relu_at_nan: relu_f_grad(NAN) => nan(), x = eq(1.0);
     relu_at_0: relu_f_grad(0.0) => eq(0.0), x = eq(0.0);
@@ -642,6 +659,7 @@ rows!(mod single {
     f32_clamp_at_hi: clamp32_grad(1.0, 0.0, 1.0) => eq(1.0), x = eq(1.0), lo = eq(0.0), hi = eq(0.0);
     f32_sqrt_at_0: sqrt32_grad(0.0) => eq(0.0), x = eq(INF);
     f32_tanh_at_inf: tanh32_grad(f32::INFINITY) => eq(1.0), x = eq(0.0);
+    f32_tanh_runtime_at_big: tanh_runtime32_grad(-1e4) => eq(-1.0), x = eq(0.0);
     f32_exp_at_100: exp32_grad(100.0) => eq(INF), x = eq(INF);
     f32_ln_at_0: ln32_grad(0.0) => eq(-INF), x = eq(INF);
     f32_ln_at_min_positive: ln32_grad(f32::MIN_POSITIVE) => near32(f64::from(f32::MIN_POSITIVE).ln()), x = near32(1.0 / f64::from(f32::MIN_POSITIVE));
