@@ -227,8 +227,8 @@ macro_rules! impl_float {
         impl sealed::Sealed for $t {
             const TOLERANCE: Tolerance = $tol;
 
-            // f32 is computed in f64 and rounded once: within half an ulp
-            // of f32 (the f64 kernel's error is 2⁻²⁹ of that), and still
+            // f32 is computed in f64 and rounded once: within an ulp of f32
+            // (the f64 kernel's 2 ulp are about 2⁻²⁸ of one), and still
             // vectorisable (the conversions are single instructions).
             #[inline(always)]
             #[allow(clippy::cast_possible_truncation, clippy::unnecessary_cast)]
