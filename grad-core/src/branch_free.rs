@@ -59,8 +59,8 @@ pub(crate) fn exp(x: f64) -> f64 {
     #[allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
     let half = (((k + 2048) as u64) >> 1) as i64 - 1024;
     let out = er * pow2(half) * pow2(k - half);
-    // The clamp keeps NaN, but the integer conversion of NaN is 0: keep the
-    // input's NaN explicitly.
+    // A NaN input reaches `out` as NaN already (through `er`); returning
+    // the input keeps it unchanged.
     if x.is_nan() {
         x
     } else {
