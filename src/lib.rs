@@ -165,6 +165,35 @@ pub mod __private {
         &mut grad[..len]
     }
 
+    /// The part of `x` a loop `for i in start..end` reads through `x[i + c]`
+    /// with `c ≤ reach`: `&x[..end + reach]` if the loop runs, all of `x`
+    /// if it does not. `f_backward` reads a stencil's elements through it
+    /// (`grad-macro/src/window.rs`): after this one check LLVM knows every
+    /// such index is in bounds, where it would otherwise check each read in
+    /// every iteration. Panics where the loop would (`end + reach > x.len()`).
+    #[track_caller]
+    #[inline(always)]
+    pub fn window<T>(x: &[T], start: usize, end: usize, reach: usize) -> &[T] {
+        if start < end {
+            match end.checked_add(reach) {
+                Some(stop) => &x[..stop],
+                None => window_overflow(end, reach, x.len()),
+            }
+        } else {
+            x
+        }
+    }
+
+    /// [`window`]'s panic when `end + reach` does not fit in a `usize` (the
+    /// loop's last index would not either); cold, so that the check stays
+    /// small, and diverging, so that LLVM knows `end + reach` did not wrap.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn window_overflow(end: usize, reach: usize, len: usize) -> ! {
+        panic!("index out of bounds: the len is {len} but the loop reads index {end} - 1 + {reach}")
+    }
+
     /// A gradient field seen as a flat vector of its floats (arrays row by
     /// row): how `f_hessian` lays out the Hessian of array and slice
     /// parameters, and builds the unit directions it sends through `f_hvp`.

@@ -58,6 +58,8 @@ mod reverse;
 mod rules;
 #[path = "../src/simplify.rs"]
 mod simplify;
+#[path = "../src/window.rs"]
+mod window;
 
 #[path = "../src/size_cases.rs"]
 mod size_cases;

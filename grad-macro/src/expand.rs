@@ -9,7 +9,7 @@ use crate::args::Args;
 use crate::ctxt::Ctxt;
 use crate::emit::{Emitter, Namer};
 use crate::items::Companions;
-use crate::{fallback, lower, reverse, simplify};
+use crate::{fallback, lower, reverse, simplify, window};
 
 /// Expands `#[differentiate(attr)] item`.
 pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -302,9 +302,12 @@ fn backward(
     reverse::check_recomputed_reads(&func, &suspicious)?;
     forbid_callee_names(namer, primal);
     let grad_param = proc_macro2::Ident::new(&namer.fresh("grad"), proc_macro2::Span::call_site());
-    let mut emitter = Emitter::new(&func, krate, namer, ret);
+    // Windows are for emission only: `f_hvp` differentiates `func` again.
+    let mut emitted = func.clone();
+    window::hoist_bounds_checks(&mut emitted, krate);
+    let mut emitter = Emitter::new(&emitted, krate, namer, ret);
     emitter.grad_param = Some(grad_param.clone());
-    let body = emitted_body(&emitter, &func);
+    let body = emitted_body(&emitter, &emitted);
     let names = names_of(&emitter, func.params.iter().map(|p| p.var));
     Ok(Backward {
         func,

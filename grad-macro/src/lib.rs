@@ -25,6 +25,7 @@ mod lower;
 mod reverse;
 mod rules;
 mod simplify;
+mod window;
 
 #[cfg(test)]
 mod interp;

@@ -1,0 +1,251 @@
+//! One bounds check before a stencil loop instead of one per element read.
+//!
+//! A loop `for i in a..b` that reads a slice parameter at `x[i]` and
+//! `x[i + 1]` (Rosenbrock, finite differences, any stencil) checks both
+//! indices in every iteration: LLVM cannot drop the checks, because nothing
+//! ties `b` to `x.len()` (in `for i in 0..n - 1`, `n - 1` even wraps at
+//! `n = 0`). A hand-written gradient iterates `x.windows(2)` and has none.
+//! This pass gives `f_backward` the same: before the loop it takes the part
+//! of `x` the loop can read,
+//!
+//! ```text
+//! let x_window = grad::__private::window(x, a, b, 1);   // &x[..b + 1] if a < b
+//! for i in a..b {
+//!     … x_window[i] … x_window[i + 1] …
+//! }
+//! ```
+//!
+//! and the reads go through it. From the one check in `window`, LLVM knows
+//! that every `i + c` with `c ≤ 1` is in bounds for `x_window`, and for the
+//! gradient slice of `x` as well (`prepare_grad` gave it `x`'s length): at
+//! W2's n = 10 000 the gradient runs 37.5 instead of 46.5 instructions per
+//! element (cachegrind).
+//!
+//! The companion panics on exactly the inputs where the loop would have
+//! (only the message and the moment differ): the pass applies only where
+//! every iteration runs to its end (no `break`, no early `return`), the
+//! reads it moves are at the top level of the body (so every iteration
+//! makes them), and the body calls nothing that could diverge or have an
+//! effect before the loop would have panicked (no calls of user functions
+//! or methods, no `while`/`loop` inside). Then the loop reads index
+//! `b − 1 + c_max`, and panics, exactly when `b + c_max > x.len()`, which is
+//! what `window` checks.
+//!
+//! It runs on `f_backward`'s IR just before emission, after the simplifier,
+//! on a copy: forward mode over that IR (`f_hvp`) never sees the window.
+
+use proc_macro2::TokenStream;
+
+use crate::ir::{BinOp, Block, Expr, FastMap, Func, LoopKind, Operand, Origin, Stmt, Target, Var};
+
+/// Hoists the bounds checks of every eligible loop in `func`; `krate` is the
+/// path of the runtime crate. Returns whether anything changed.
+pub fn hoist_bounds_checks(func: &mut Func, krate: &TokenStream) -> bool {
+    let Ok(window) = syn::parse2::<syn::Path>(quote::quote!(#krate::__private::window)) else {
+        return false;
+    };
+    let mut lens = FastMap::default();
+    crate::ir::walk_stmts(&func.body, &mut |s| {
+        if let Stmt::Let {
+            var,
+            expr: Expr::Len(array),
+        } = s
+        {
+            lens.insert(*var, *array);
+        }
+    });
+    let pass = Pass { window, lens };
+    let mut body = std::mem::take(&mut func.body);
+    let changed = pass.in_block(func, &mut body);
+    func.body = body;
+    changed
+}
+
+struct Pass {
+    /// `krate::__private::window`.
+    window: syn::Path,
+    /// Variables defined as `array.len()`, and the array.
+    lens: FastMap<Var, Var>,
+}
+
+impl Pass {
+    fn in_block(&self, func: &mut Func, block: &mut Block) -> bool {
+        let mut changed = false;
+        let mut at = 0;
+        while at < block.stmts.len() {
+            for b in block.stmts[at].blocks_mut() {
+                changed |= self.in_block(func, b);
+            }
+            let before = self.hoist(func, &mut block.stmts[at]);
+            let n = before.len();
+            block.stmts.splice(at..at, before);
+            changed |= n > 0;
+            at += n + 1;
+        }
+        changed
+    }
+
+    /// Rewrites the reads of the loop `stmt`, if it is eligible; returns the
+    /// windows to take before it.
+    fn hoist(&self, func: &mut Func, stmt: &mut Stmt) -> Vec<Stmt> {
+        let Stmt::Loop(l) = stmt else { return vec![] };
+        let LoopKind::For { var: i, range } = &l.kind else {
+            return vec![];
+        };
+        let runs_to_end =
+            matches!(l.body.yields.first(), Some(Operand::Lit(syn::Lit::Bool(b))) if b.value);
+        if range.rev
+            || range.inclusive
+            || range.step.is_some()
+            || !runs_to_end
+            || !calls_nothing(&l.body)
+        {
+            return vec![];
+        }
+        let (i, start, end) = (*i, range.start.clone(), range.end.clone());
+
+        // `k = i + c` at the top level of the body, and `i` itself.
+        let mut offsets: FastMap<Var, u64> = FastMap::default();
+        offsets.insert(i, 0);
+        for s in &l.body.stmts {
+            if let Stmt::Let {
+                var,
+                expr: Expr::Binary(BinOp::Add, a, b),
+            } = s
+            {
+                let offset = match (a.as_var(), b.as_var()) {
+                    (Some(v), None) if v == i => b.as_int(),
+                    (None, Some(v)) if v == i => a.as_int(),
+                    _ => None,
+                };
+                if let Some(c) = offset.and_then(|c| u64::try_from(c).ok()) {
+                    offsets.insert(*var, c);
+                }
+            }
+        }
+
+        // Per slice parameter: the reads to move, and the reach.
+        let mut reads: FastMap<Var, (Vec<usize>, u64)> = FastMap::default();
+        for (at, s) in l.body.stmts.iter().enumerate() {
+            match s {
+                Stmt::Let {
+                    expr: Expr::Index { array, index },
+                    ..
+                } if is_slice_param(func, *array) => {
+                    if let [Operand::Var(k)] = index.as_slice() {
+                        if let Some(c) = offsets.get(k) {
+                            let entry = reads.entry(*array).or_default();
+                            entry.0.push(at);
+                            entry.1 = entry.1.max(*c);
+                        }
+                    }
+                }
+                // The gradient slice has the parameter's length: the window's
+                // check covers its elements too, if it reaches them.
+                Stmt::AccumIndex {
+                    target: Target::Grad(p),
+                    index,
+                    ..
+                } => {
+                    let x = func.params[*p].var;
+                    let offset = match index.as_slice() {
+                        [Operand::Var(k)] => offsets.get(k),
+                        _ => None,
+                    };
+                    if let Some(c) = offset.filter(|_| is_slice_param(func, x)) {
+                        let entry = reads.entry(x).or_default();
+                        entry.1 = entry.1.max(*c);
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        let mut before = vec![];
+        let mut slices: Vec<_> = reads.into_iter().collect();
+        slices.sort_by_key(|(x, _)| *x);
+        for (x, (at, reach)) in slices {
+            // `for i in 0..x.len()` reading `x[i]`: LLVM needs no help.
+            let covered = reach == 0 && end.as_var().and_then(|e| self.lens.get(&e)) == Some(&x);
+            if at.is_empty() || covered {
+                continue;
+            }
+            let info = func.info(x).clone();
+            let window = func.new_var(crate::ir::VarInfo {
+                name: format!("{}_window", info.name.trim_start_matches("r#")),
+                origin: Origin::Synth,
+                active: false,
+                ..info
+            });
+            for at in at {
+                if let Stmt::Let {
+                    expr: Expr::Index { array, .. },
+                    ..
+                } = &mut l.body.stmts[at]
+                {
+                    *array = window;
+                }
+            }
+            let reach = syn::LitInt::new(&reach.to_string(), proc_macro2::Span::call_site());
+            before.push(Stmt::Let {
+                var: window,
+                expr: Expr::Call {
+                    func: self.window.clone(),
+                    args: vec![
+                        Operand::Var(x),
+                        start.clone(),
+                        end.clone(),
+                        Operand::Lit(reach.into()),
+                    ],
+                },
+            });
+        }
+        before
+    }
+}
+
+/// Whether `x` is a parameter passed as `&[T]` (a shared reference whose
+/// outermost length is known only at run time).
+fn is_slice_param(func: &Func, x: Var) -> bool {
+    let info = func.info(x);
+    info.origin == Origin::Param
+        && info
+            .shape
+            .as_ref()
+            .is_some_and(|shape| matches!(shape.lens.as_slice(), [None]))
+        && func.params.iter().any(|p| {
+            p.var == x && matches!(&p.ty, syn::Type::Reference(r) if r.mutability.is_none())
+        })
+}
+
+/// Whether `body` is free of anything that could diverge or have an effect
+/// of its own: calls of user functions and methods, `while` and `loop`.
+fn calls_nothing(body: &Block) -> bool {
+    let mut ok = true;
+    crate::ir::walk_stmts(body, &mut |s| {
+        let expr = match s {
+            Stmt::Let { expr, .. }
+            | Stmt::LetTuple { expr, .. }
+            | Stmt::DeclMut { expr, .. }
+            | Stmt::Accum { expr, .. }
+            | Stmt::AccumIndex { expr, .. }
+            | Stmt::Assign { expr, .. } => Some(expr),
+            Stmt::Loop(l) => {
+                ok &= !matches!(l.kind, LoopKind::Loop);
+                None
+            }
+            _ => None,
+        };
+        ok &= !matches!(
+            expr,
+            Some(
+                Expr::Call { .. }
+                    | Expr::DiffCall { .. }
+                    | Expr::GradCall { .. }
+                    | Expr::HvpCall { .. }
+                    | Expr::Method { .. }
+            )
+        );
+    });
+    ok
+}
