@@ -191,6 +191,11 @@ impl Companions<'_> {
                 quote!(::core::fmt::Debug, ::core::clone::Clone, #copy ::core::cmp::PartialEq),
                 quote! {
                     impl ::core::default::Default for #name {
+                        // Without it, a crate using a library's gradient
+                        // struct calls `default()` out of line (`f_grad`
+                        // begins with it): non-generic functions are not
+                        // inlined across crates unless marked.
+                        #[inline]
                         fn default() -> Self {
                             Self {
                                 #( #fields: #krate::__private::GradField::zero_value(), )*

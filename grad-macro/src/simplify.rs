@@ -47,6 +47,7 @@ fn run_passes(func: &mut Func) {
         changed |= forward_accumulator_copies(&mut func.body);
         changed |= drop_self_stores(&mut func.body);
         changed |= fold_negated_operands(func);
+        changed |= fold_scaled_products(func);
         changed |= sink_accumulators(func);
         changed |= eliminate_dead_code(func);
         if !changed {
@@ -387,6 +388,114 @@ fn fold_negated_in(block: &mut Block, negated: &FastMap<Var, Operand>) -> bool {
         }
     }
     changed
+}
+
+/// `c₁ · t` with `t = c₂ · x` becomes `(c₁c₂) · x` in derivative code, when
+/// `c₁` or `c₂` is a power of two and `c₁c₂` a normal number. Scaling by a
+/// power of two is exact, so both forms round `c₁c₂x` once and give the
+/// same bits, unless `c₂x` itself overflows or falls below the normal range
+/// (why the primal's values keep their form). A square's partial `2 · t`
+/// meets the user's constant: Rosenbrock's `100 (x[i+1] − x[i]²)²` gives
+/// `200 · t` instead of `100 · (2 · t)`, and `0.5 · r²` gives `r`.
+fn fold_scaled_products(func: &mut Func) -> bool {
+    let strong = strong_zero_vars(func);
+    if strong.is_empty() {
+        return false;
+    }
+    let mutable = mutable_vars(&func.body);
+    let mut scaled: FastMap<Var, (Operand, Operand)> = FastMap::default();
+    walk_stmts(&func.body, &mut |s| {
+        if let Stmt::Let {
+            var,
+            expr: Expr::Binary(BinOp::Mul, a, b),
+        } = s
+        {
+            let (c, x) = match (a, b) {
+                (Operand::Float(_), Operand::Var(_)) => (a, b),
+                (Operand::Var(_), Operand::Float(_)) => (b, a),
+                _ => return,
+            };
+            if strong.contains(var)
+                && func.info(*var).ty.is_float()
+                && !matches!(x.as_var(), Some(v) if mutable.contains(&v))
+            {
+                scaled.insert(*var, (c.clone(), x.clone()));
+            }
+        }
+    });
+    if scaled.is_empty() {
+        return false;
+    }
+    fold_scaled_in(&mut func.body, &scaled, &strong)
+}
+
+fn fold_scaled_in(
+    block: &mut Block,
+    scaled: &FastMap<Var, (Operand, Operand)>,
+    strong: &FastSet<Var>,
+) -> bool {
+    let mut changed = false;
+    for stmt in &mut block.stmts {
+        for b in stmt.blocks_mut() {
+            changed |= fold_scaled_in(b, scaled, strong);
+        }
+        let derivative = match stmt {
+            Stmt::Let { var, .. } | Stmt::DeclMut { var, .. } => strong.contains(var),
+            _ => true,
+        };
+        let Some(expr) = stmt.expr_mut().filter(|_| derivative) else {
+            continue;
+        };
+        let Expr::Binary(BinOp::Mul, a, b) = &*expr else {
+            continue;
+        };
+        let (outer, t, on_the_left) = match (a, b) {
+            (Operand::Float(_), Operand::Var(t)) => (a, *t, true),
+            (Operand::Var(t), Operand::Float(_)) => (b, *t, false),
+            _ => continue,
+        };
+        let Some((inner, x)) = scaled.get(&t) else {
+            continue;
+        };
+        let (Some(c1), Some(c2)) = (outer.as_float(), inner.as_float()) else {
+            continue;
+        };
+        let Some(Operand::Float(product)) = constant(c1 * c2, outer, Some(inner)) else {
+            continue;
+        };
+        // A factor ±1 is `fold_binary`'s, which removes the product.
+        let unit = |c: f64| c.abs() == 1.0;
+        if (is_power_of_two(c1) || is_power_of_two(c2))
+            && !unit(c1)
+            && !unit(c2)
+            && is_normal_in(product.value, product.ty)
+        {
+            let (product, x) = (Operand::Float(product), x.clone());
+            *expr = if on_the_left {
+                Expr::Binary(BinOp::Mul, product, x)
+            } else {
+                Expr::Binary(BinOp::Mul, x, product)
+            };
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Whether `v` is `±2ᵏ`, a normal number.
+fn is_power_of_two(v: f64) -> bool {
+    v.is_normal() && v.to_bits() & ((1 << 52) - 1) == 0
+}
+
+/// Whether `v` is a normal number of type `ty` (an unsuffixed float may be
+/// an `f32`).
+fn is_normal_in(v: f64, ty: Ty) -> bool {
+    match ty {
+        Ty::F64 => v.is_normal(),
+        _ => {
+            v.is_normal() && (f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&v.abs())
+        }
+    }
 }
 
 /// Variables whose value changes after they are defined: accumulators and

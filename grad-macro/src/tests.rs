@@ -490,6 +490,40 @@ fn simplifier_folds_identities_and_single_contributions() {
 }
 
 #[test]
+fn constant_factors_of_derivatives_multiply_out_when_exact() {
+    let text = |item: TokenStream| backward(&lower_fn(quote!(), item)).to_string();
+    // A square's partial `2 · t` meets the user's constants: one product
+    // each (the value keeps the user's form).
+    let squares = text(quote!(
+        fn f(x: f64, y: f64) -> f64 {
+            100.0 * (x - 1.0).powi(2) + 0.5 * (y - 3.0).powi(2)
+        }
+    ));
+    assert!(squares.contains("200.0 *"), "{squares}");
+    assert!(!squares.contains(" 2.0 *"), "{squares}");
+    // `0.5 · (2 · r)` is `r`: the only `0.5` left is the value's.
+    assert_eq!(squares.matches("0.5").count(), 1, "{squares}");
+    // Neither factor a power of two: `3 · (0.1 · t)` is not `0.3 · t` in
+    // floating point, so it stays.
+    let inexact = text(quote!(
+        fn f(x: f64) -> f64 {
+            3.0 * (0.1 * x.sin())
+        }
+    ));
+    assert!(inexact.contains("0.1"), "{inexact}");
+    assert!(inexact.contains("3.0"), "{inexact}");
+    // Same values either way, through the interpreter.
+    let item = quote!(
+        fn f(x: f64, y: f64) -> f64 {
+            100.0 * (x - 1.0).powi(2) + 0.5 * (y - 3.0).powi(2)
+        }
+    );
+    let (value, grad) = run_backward(quote!(), item, &[1.7, -0.4]);
+    assert_eq!(value, 100.0 * 0.7_f64.powi(2) + 0.5 * (-3.4_f64).powi(2));
+    assert_eq!(grad, vec![200.0 * (1.7 - 1.0), -0.4 - 3.0]);
+}
+
+#[test]
 fn unused_values_and_zero_adjoints_disappear() {
     let f = lower_fn(
         quote!(wrt(x)),

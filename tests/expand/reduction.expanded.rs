@@ -27,6 +27,7 @@ pub struct LogisticGrad {
     pub b: f64,
 }
 impl ::core::default::Default for LogisticGrad {
+    #[inline]
     fn default() -> Self {
         Self {
             w: ::grad::__private::GradField::zero_value(),

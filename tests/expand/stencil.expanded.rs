@@ -16,6 +16,7 @@ pub struct RosenbrockGrad {
     pub x: ::std::vec::Vec<f64>,
 }
 impl ::core::default::Default for RosenbrockGrad {
+    #[inline]
     fn default() -> Self {
         Self {
             x: ::grad::__private::GradField::zero_value(),
@@ -75,7 +76,7 @@ pub fn rosenbrock_backward(x: &[f64], grad: &mut RosenbrockGrad) -> f64 {
         total += 100.0 * __t6.powi(2) + __t9.powi(2);
         grad_x[i] += __d_x;
         grad_x[i] += -(2.0 * __t9);
-        let __d_t6 = 100.0 * (2.0 * __t6);
+        let __d_t6 = 200.0 * __t6;
         let __d_t5 = -__d_t6;
         grad_x[i] += __d_t5 * (2.0 * __t4);
         __d_x = __d_t6;
@@ -105,6 +106,7 @@ pub struct GuardedGrad {
     pub x: ::std::vec::Vec<f64>,
 }
 impl ::core::default::Default for GuardedGrad {
+    #[inline]
     fn default() -> Self {
         Self {
             x: ::grad::__private::GradField::zero_value(),
