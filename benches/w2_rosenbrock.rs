@@ -4,6 +4,9 @@
 //!
 //! * `primal`: the function alone.
 //! * `hand`: the analytic gradient written by hand (`benches/common/w2.rs`).
+//! * `hand (adding)`: the same, but adding into a zeroed gradient as
+//!   `f_backward` must (DESIGN.md): what the contract costs, apart from the
+//!   transform. The target stays `hand`.
 //! * `grad`: `rosenbrock_backward` into a reused `RosenbrockGrad` (its `Vec`
 //!   keeps its length), zeroed each time.
 //! * `num-dual`: as its documentation recommends for a vector of variables,
@@ -30,7 +33,7 @@ mod common;
 
 use common::w2::{
     answer, point, rosenbrock, rosenbrock_100_backward, rosenbrock_2_backward, rosenbrock_backward,
-    rosenbrock_hand, Rosenbrock100Grad, Rosenbrock2Grad, RosenbrockGrad,
+    rosenbrock_hand, rosenbrock_hand_adding, Rosenbrock100Grad, Rosenbrock2Grad, RosenbrockGrad,
 };
 use common::{assert_agree, Answer};
 use criterion::{Criterion, SamplingMode};
@@ -157,8 +160,11 @@ fn check(n: usize) {
     let mut grad = RosenbrockGrad::default();
     let grad_value = rosenbrock_backward(&x, &mut grad);
     let (tape_value, tape) = rosenbrock_echidna(&x);
+    let mut adding = vec![0.0; n];
+    let adding_value = rosenbrock_hand_adding(&x, &mut adding);
     let mut answers = vec![
         Answer::value_only("primal", rosenbrock(&x)),
+        answer("hand (adding)", adding_value, &adding),
         answer("grad", grad_value, &grad.x),
         Answer::new("echidna", tape_value, tape),
     ];
@@ -174,6 +180,14 @@ fn bench(c: &mut Criterion, n: usize) {
     group.bench_function("hand", |bench| {
         bench.iter(|| {
             let value = rosenbrock_hand(black_box(&x), &mut hand);
+            black_box(&hand);
+            value
+        })
+    });
+    group.bench_function("hand (adding)", |bench| {
+        bench.iter(|| {
+            hand.fill(0.0);
+            let value = rosenbrock_hand_adding(black_box(&x), &mut hand);
             black_box(&hand);
             value
         })

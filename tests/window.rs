@@ -2,7 +2,7 @@
 //! bounds-checked window taken before the loop (`grad-macro/src/window.rs`):
 //! the gradient is right, and the companion panics on exactly the inputs
 //! where the function does, and on no other, including where the read that
-//! would fail sits behind an `if` or after a `break`.
+//! would fail sits behind an `if`, a `continue` or a `break`.
 
 use grad::check::assert_gradient;
 use grad::prelude::*;
@@ -58,6 +58,19 @@ fn stops_early(x: &[f64], m: usize) -> f64 {
     s
 }
 
+/// The read that would fail comes after a `continue` that skips it.
+#[differentiate(wrt(x))]
+fn skips(x: &[f64], m: usize) -> f64 {
+    let mut s = 0.0;
+    for i in 0..m {
+        if i + 1 >= x.len() {
+            continue;
+        }
+        s += x[i] * x[i + 1];
+    }
+    s
+}
+
 const X: [f64; 6] = [0.5, -1.25, 2.0, 0.75, -0.5, 1.5];
 
 /// Whether `f` panics (the message is not part of the contract).
@@ -93,6 +106,14 @@ fn conditional_reads_are_not_checked_up_front() {
     let (value, g) = guarded_grad(&X, m);
     assert_eq!(value.to_bits(), guarded(&X, m).to_bits());
     assert_gradient(|x| guarded(x, m), &X, &g.x);
+}
+
+#[test]
+fn reads_after_a_continue_are_not_checked_up_front() {
+    let m = X.len() + 3;
+    let (value, g) = skips_grad(&X, m);
+    assert_eq!(value.to_bits(), skips(&X, m).to_bits());
+    assert_gradient(|x| skips(x, m), &X, &g.x);
 }
 
 #[test]

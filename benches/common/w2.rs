@@ -68,6 +68,29 @@ pub fn rosenbrock_hand(x: &[f64], g: &mut [f64]) -> f64 {
     total
 }
 
+/// [`rosenbrock_hand`] under `f_backward`'s contract: it *adds* into `g`
+/// (which the caller zeroes) instead of assigning. Not the target, which is
+/// [`rosenbrock_hand`]; shown beside it to separate what the contract costs
+/// from what the transform costs.
+#[inline]
+pub fn rosenbrock_hand_adding(x: &[f64], g: &mut [f64]) -> f64 {
+    assert_eq!(x.len(), g.len(), "x and its gradient differ in length");
+    let mut total = 0.0;
+    let mut carry = 0.0;
+    for (pair, gi) in x.windows(2).zip(g.iter_mut()) {
+        let (xi, next) = (pair[0], pair[1]);
+        let t = next - xi * xi;
+        let c = 1.0 - xi;
+        total += 100.0 * t * t + c * c;
+        *gi += carry - 400.0 * xi * t - 2.0 * c;
+        carry = 200.0 * t;
+    }
+    if let Some(last) = g.last_mut() {
+        *last += carry;
+    }
+    total
+}
+
 pub fn answer(name: &'static str, value: f64, gradient: &[f64]) -> Answer {
     Answer::new(name, value, gradient.to_vec())
 }

@@ -28,6 +28,7 @@ struct Measurement {
 const ORDER: &[&str] = &[
     "primal",
     "hand",
+    "hand (adding)",
     "grad",
     "grad (array)",
     "num-dual",
@@ -227,7 +228,16 @@ fn draw(
         .x_labels(0)
         .y_desc("× hand-written")
         .draw()?;
-    let palette = [&BLUE, &GREEN, &RED, &MAGENTA, &CYAN, &BLACK];
+    // One colour per implementation (seven, with `hand` not drawn).
+    let palette = [
+        BLUE,
+        GREEN,
+        RED,
+        MAGENTA,
+        CYAN,
+        BLACK,
+        RGBColor(230, 140, 0),
+    ];
     for (k, imp) in imps.iter().enumerate() {
         let color = palette[k % palette.len()];
         let bars = names.iter().enumerate().filter_map(|(g, _)| {
