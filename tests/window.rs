@@ -71,6 +71,20 @@ fn skips(x: &[f64], m: usize) -> f64 {
     s
 }
 
+/// A stencil in a stencil: both loops read through windows of their own.
+#[differentiate]
+fn nested(x: &[f64]) -> f64 {
+    let n = x.len();
+    let mut s = 0.0;
+    for i in 0..n - 1 {
+        let a = x[i + 1];
+        for j in 0..i {
+            s += a * x[j] * x[j + 1];
+        }
+    }
+    s
+}
+
 const X: [f64; 6] = [0.5, -1.25, 2.0, 0.75, -0.5, 1.5];
 
 /// Whether `f` panics (the message is not part of the contract).
@@ -83,6 +97,9 @@ fn stencil_gradient_matches_differences() {
     let (value, g) = second_difference_grad(&X);
     assert_eq!(value.to_bits(), second_difference(&X).to_bits());
     assert_gradient(second_difference, &X, &g.x);
+    let (value, g) = nested_grad(&X);
+    assert_eq!(value.to_bits(), nested(&X).to_bits());
+    assert_gradient(nested, &X, &g.x);
     let (value, g) = shifted_grad(&X, 5);
     assert_eq!(value.to_bits(), shifted(&X, 5).to_bits());
     assert_gradient(|x| shifted(x, 5), &X, &g.x);

@@ -73,10 +73,12 @@ impl Pass {
         let mut changed = false;
         let mut at = 0;
         while at < block.stmts.len() {
+            // The loop itself before the loops in it: their windows are
+            // calls, which would make it look ineligible.
+            let before = self.hoist(func, &mut block.stmts[at]);
             for b in block.stmts[at].blocks_mut() {
                 changed |= self.in_block(func, b);
             }
-            let before = self.hoist(func, &mut block.stmts[at]);
             let n = before.len();
             block.stmts.splice(at..at, before);
             changed |= n > 0;
