@@ -458,7 +458,10 @@ fn fused(block: &Block, f: usize, r: usize) -> Option<Vec<Stmt>> {
             needed.extend(free_reads(s));
         }
     }
-    let f_outs: HashSet<Var> = block.stmts[f].defines().into_iter().collect();
+    // Hoisted code must not read what F defines or changes: an array F
+    // stores into (`h[j] = …`) read by code between the loops that R's
+    // adjoints depend on would be read before F has written it.
+    let f_outs: HashSet<Var> = writes(&block.stmts[f]).into_iter().collect();
     if hoist.iter().any(|&j| {
         free_reads(&block.stmts[j])
             .iter()

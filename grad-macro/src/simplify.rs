@@ -15,7 +15,7 @@ use std::collections::hash_map::Entry;
 
 use crate::ir::{
     substitute_block, walk_stmts, BinOp, Block, CallForm, Expr, FastMap, FastSet, FloatConst, Func,
-    Operand, Stmt, Target, Ty, UnOp, Var,
+    LoopKind, Operand, Stmt, Target, Ty, UnOp, Var,
 };
 
 /// Simplifies `func` in place, fusing reduction loops (`fuse.rs`) once the
@@ -46,6 +46,7 @@ fn run_passes(func: &mut Func) {
         changed |= propagate_copies(func);
         changed |= forward_accumulator_copies(&mut func.body);
         changed |= drop_self_stores(&mut func.body);
+        changed |= drop_dead_element_stores(&mut func.body);
         changed |= fold_negated_operands(func);
         changed |= fold_scaled_products(func);
         changed |= sink_accumulators(func);
@@ -208,6 +209,83 @@ fn fold_binary(op: BinOp, a: &Operand, b: &Operand, strong_zero: bool) -> Option
         BinOp::Div if strong_zero && is(a, 0.0) => zero(),
         _ => None,
     }
+}
+
+// ------------------------------------------------------------ dead stores
+
+/// Removes `a[j] = v;` from a loop over `j` when nothing reads the element
+/// afterwards: `a` is a local array of the enclosing block, the loop is the
+/// last statement of the block that touches `a`, and in the loop `a` is
+/// touched only at `a[j]`, at the top level of the body, reads before
+/// stores. The reverse pass leaves such stores behind (`__d_h[j] = 0.0`:
+/// the adjoint of an element the forward loop overwrote, reset after its
+/// last use); without them the loop only accumulates, and `fuse.rs` runs it
+/// forwards (W4's hidden layer).
+fn drop_dead_element_stores(block: &mut Block) -> bool {
+    let mut changed = false;
+    for stmt in &mut block.stmts {
+        for b in stmt.blocks_mut() {
+            changed |= drop_dead_element_stores(b);
+        }
+    }
+    let arrays: Vec<(usize, Var)> = block
+        .stmts
+        .iter()
+        .enumerate()
+        .filter_map(|(at, s)| match s {
+            Stmt::LetArray { var, .. } => Some((at, *var)),
+            _ => None,
+        })
+        .collect();
+    for (declared, a) in arrays {
+        if block.yields.iter().any(|o| o.as_var() == Some(a)) {
+            continue;
+        }
+        let Some(last) = block.stmts.iter().rposition(|s| mentions(s, a)) else {
+            continue;
+        };
+        if last <= declared {
+            continue;
+        }
+        let Stmt::Loop(l) = &mut block.stmts[last] else {
+            continue;
+        };
+        let LoopKind::For { var: j, .. } = l.kind else {
+            continue;
+        };
+        let at_j = |index: &[Operand]| matches!(index, [Operand::Var(k)] if *k == j);
+        let mut stored = false;
+        let mut only_own_element = !l.body.yields.iter().any(|o| o.as_var() == Some(a));
+        for s in &l.body.stmts {
+            only_own_element &= match s {
+                Stmt::Let {
+                    expr: Expr::Index { array, index },
+                    ..
+                } if *array == a => !stored && at_j(index),
+                Stmt::Store { array, index, .. } if *array == a => {
+                    stored = true;
+                    at_j(index)
+                }
+                other => !mentions(other, a),
+            };
+        }
+        if stored && only_own_element {
+            l.body
+                .stmts
+                .retain(|s| !matches!(s, Stmt::Store { array, .. } if *array == a));
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Whether `stmt`, or anything nested in it, reads or writes `var`.
+fn mentions(stmt: &Stmt, var: Var) -> bool {
+    stmt.reads().contains(&var)
+        || stmt.blocks().iter().any(|b| {
+            b.yields.iter().any(|o| o.as_var() == Some(var))
+                || b.stmts.iter().any(|s| mentions(s, var))
+        })
 }
 
 // ------------------------------------------------------------ self stores
