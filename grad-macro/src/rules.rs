@@ -82,6 +82,11 @@ impl Rule {
     /// passes the adjoint on through `gate(s, d)`, a select as PyTorch's
     /// `threshold_backward` and `where` are, rather than multiplying it by a
     /// zero: an infinite adjoint (`relu(x).sqrt()` at `x < 0`) gives 0, not NaN.
+    ///
+    /// A mask passing `1.0` (`mask_zero(c, 1.0)`, the partial of
+    /// `mask_zero(c, v)` in `v`) is such a step too, 0 or 1: forward mode over
+    /// a gradient that holds a mask (`hypot`'s at `(0, 0)`) must give 0 there,
+    /// not `0 · NaN`.
     pub fn is_select(&self, index: usize) -> bool {
         let Some(Some(formula)) = self.partials.get(index) else {
             return false;
@@ -89,7 +94,8 @@ impl Rule {
         let Some((name, rest)) = formula.split_once('(') else {
             return false;
         };
-        by_name(name).is_some_and(|r| r.selects)
+        let mask_of_one = matches!(name, "mask_zero" | "powf_exp_mask") && rest.ends_with(", 1.0)");
+        (by_name(name).is_some_and(|r| r.selects) || mask_of_one)
             && rest.ends_with(')')
             && !rest[..rest.len() - 1].contains('(')
     }
