@@ -184,6 +184,24 @@ pub mod __private {
         }
     }
 
+    /// The part of `x` a loop `for j in start..end` reads through
+    /// `x[base + j]`: `&x[base..][..end + reach]` if the loop runs (read as
+    /// `row[j]`), empty if it does not. A dense layer's `x[i * D + j]` in a
+    /// loop over `j` then costs one bounds check per row instead of one per
+    /// element. Panics where the loop would (`base + end + reach > x.len()`).
+    #[track_caller]
+    #[inline(always)]
+    pub fn window_from<T>(x: &[T], base: usize, start: usize, end: usize, reach: usize) -> &[T] {
+        if start < end {
+            match end.checked_add(reach) {
+                Some(stop) => &x[base..][..stop],
+                None => window_overflow(end, reach, x.len()),
+            }
+        } else {
+            &x[..0]
+        }
+    }
+
     /// [`window`]'s panic when `end + reach` does not fit in a `usize` (the
     /// loop's last index would not either); cold, so that the check stays
     /// small, and diverging, so that LLVM knows `end + reach` did not wrap.

@@ -85,6 +85,21 @@ fn nested(x: &[f64]) -> f64 {
     s
 }
 
+/// Rows of 3: `x[i * 3 + j]` in a loop over `j` reads through a window of
+/// the row, one bounds check per row.
+#[differentiate(wrt(w))]
+fn rows(w: [f64; 3], x: &[f64], n: usize) -> f64 {
+    let mut s = 0.0;
+    for i in 0..n {
+        let mut z = 0.0;
+        for j in 0..3 {
+            z += w[j] * x[i * 3 + j];
+        }
+        s += z.tanh();
+    }
+    s
+}
+
 const X: [f64; 6] = [0.5, -1.25, 2.0, 0.75, -0.5, 1.5];
 
 /// Whether `f` panics (the message is not part of the contract).
@@ -100,6 +115,10 @@ fn stencil_gradient_matches_differences() {
     let (value, g) = nested_grad(&X);
     assert_eq!(value.to_bits(), nested(&X).to_bits());
     assert_gradient(nested, &X, &g.x);
+    let w = [0.5, -1.0, 0.25];
+    let (value, g) = rows_grad(w, &X, 2);
+    assert_eq!(value.to_bits(), rows(w, &X, 2).to_bits());
+    assert_gradient(|w| rows([w[0], w[1], w[2]], &X, 2), &w, &g.w);
     let (value, g) = shifted_grad(&X, 5);
     assert_eq!(value.to_bits(), shifted(&X, 5).to_bits());
     assert_gradient(|x| shifted(x, 5), &X, &g.x);
@@ -115,6 +134,18 @@ fn panics_where_the_function_does() {
     }
     // An empty range reads nothing, whatever the slice.
     assert_eq!(shifted_grad(&[], 0).0, 0.0);
+    // Rows: the last row must be whole.
+    let w = [0.5, -1.0, 0.25];
+    for (len, n) in [(6, 2), (6, 3), (5, 2), (3, 1), (0, 0), (0, 1)] {
+        let x = &X[..len];
+        let primal = panics(|| rows(w, x, n));
+        assert_eq!(primal, n * 3 > len, "len = {len}, n = {n}");
+        assert_eq!(
+            panics(|| rows_grad(w, x, n)),
+            primal,
+            "len = {len}, n = {n}"
+        );
+    }
 }
 
 #[test]

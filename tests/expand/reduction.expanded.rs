@@ -91,25 +91,26 @@ pub fn logistic_backward(
     grad: &mut LogisticGrad,
 ) -> f64 {
     let n = y.len();
-    let __t9 = n as f64;
+    let __t7 = n as f64;
     let mut __d_w = [0.0; 4];
     let mut __d_b = 0.0;
-    let __t11 = 1.0 / __t9;
+    let __t9 = 1.0 / __t7;
     let mut s = 0.0;
     for i in 0..n {
         let mut x_row = [0.0_f64; 4];
+        let x_window = ::grad::__private::window_from(x, i * 4, 0, 4, 0);
         let mut z = b;
         for k in 0..4 {
-            let __t4 = x[i * 4 + k];
-            x_row[k] = __t4;
-            z += w[k] * __t4;
+            let __t2 = x_window[k];
+            x_row[k] = __t2;
+            z += w[k] * __t2;
         }
-        let __t6 = sigmoid::<f64>(z);
-        let __t7 = y[i];
-        s += bce::<f64>(__t6, __t7);
+        let __t4 = sigmoid::<f64>(z);
+        let __t5 = y[i];
+        s += bce::<f64>(__t4, __t5);
         let __d_z_3 = ::grad::__private::derivatives::gate(
-            ::grad::__private::derivatives::bce_clamp_grad(__t6),
-            __t11 * (__t6 - __t7),
+            ::grad::__private::derivatives::bce_clamp_grad(__t4),
+            __t9 * (__t4 - __t5),
         );
         for k in 0..4 {
             __d_w[k] += __d_z_3 * x_row[k];
@@ -118,5 +119,5 @@ pub fn logistic_backward(
     }
     ::grad::__private::GradField::add_field(&mut grad.w, &__d_w);
     grad.b += __d_b;
-    s / __t9
+    s / __t7
 }
