@@ -827,6 +827,19 @@ impl Stmt {
     }
 
     /// The expression of this statement, if it has one.
+    pub fn expr(&self) -> Option<&Expr> {
+        match self {
+            Stmt::Let { expr, .. }
+            | Stmt::LetTuple { expr, .. }
+            | Stmt::DeclMut { expr, .. }
+            | Stmt::Accum { expr, .. }
+            | Stmt::AccumIndex { expr, .. }
+            | Stmt::Assign { expr, .. } => Some(expr),
+            _ => None,
+        }
+    }
+
+    /// [`Stmt::expr`], mutably.
     pub fn expr_mut(&mut self) -> Option<&mut Expr> {
         match self {
             Stmt::Let { expr, .. }

@@ -334,19 +334,10 @@ fn defined_in(block: &Block) -> FastSet<Var> {
 fn calls_nothing(body: &Block) -> bool {
     let mut ok = true;
     crate::ir::walk_stmts(body, &mut |s| {
-        let expr = match s {
-            Stmt::Let { expr, .. }
-            | Stmt::LetTuple { expr, .. }
-            | Stmt::DeclMut { expr, .. }
-            | Stmt::Accum { expr, .. }
-            | Stmt::AccumIndex { expr, .. }
-            | Stmt::Assign { expr, .. } => Some(expr),
-            Stmt::Loop(l) => {
-                ok &= !matches!(l.kind, LoopKind::Loop);
-                None
-            }
-            _ => None,
-        };
+        if let Stmt::Loop(l) = s {
+            ok &= !matches!(l.kind, LoopKind::Loop);
+        }
+        let expr = s.expr();
         ok &= !matches!(
             expr,
             Some(
