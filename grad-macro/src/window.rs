@@ -144,9 +144,11 @@ impl Pass {
         for s in &l.body.stmts {
             if let Stmt::Let {
                 var,
-                expr: expr @ Expr::Binary(_, a, b),
+                expr: expr @ Expr::Binary(BinOp::Add | BinOp::Mul, a, b),
             } = s
             {
+                // Not `/` or `%`, which could panic before a loop that
+                // would not have run.
                 if outside(a) && outside(b) && func.info(*var).ty == Ty::Int {
                     invariant.insert(*var, expr.clone());
                 }
@@ -275,7 +277,7 @@ impl Pass {
             });
         }
         if !before.is_empty() {
-            drop_unread_lets(&mut l.body);
+            drop_unread_lets(func, &mut l.body);
         }
         before
     }
@@ -284,7 +286,7 @@ impl Pass {
 /// Removes the body's top-level `let`s of integers nothing reads any more
 /// (the index `m + j` and its base, once the reads go through a window), so
 /// that the emitted code has no unused variables.
-fn drop_unread_lets(body: &mut Block) {
+fn drop_unread_lets(func: &Func, body: &mut Block) {
     loop {
         let mut read = FastSet::default();
         crate::ir::walk_stmts(body, &mut |s| read.extend(s.reads()));
@@ -293,9 +295,10 @@ fn drop_unread_lets(body: &mut Block) {
         }
         read.extend(body.yields.iter().filter_map(Operand::as_var));
         let before = body.stmts.len();
-        body.stmts.retain(
-            |s| !matches!(s, Stmt::Let { var, expr: Expr::Binary(..) } if !read.contains(var)),
-        );
+        body.stmts.retain(|s| {
+            !matches!(s, Stmt::Let { var, expr: Expr::Binary(..) }
+                    if !read.contains(var) && func.info(*var).ty == Ty::Int)
+        });
         if body.stmts.len() == before {
             break;
         }
@@ -316,12 +319,15 @@ fn is_slice_param(func: &Func, x: Var) -> bool {
         })
 }
 
-/// Every variable defined in `block`, nested blocks and loop variables
-/// included.
+/// Every variable defined or changed in `block`, nested blocks and loop
+/// variables included.
 fn defined_in(block: &Block) -> FastSet<Var> {
     let mut vars = FastSet::default();
     crate::ir::walk_stmts(block, &mut |s| {
         vars.extend(s.defines());
+        if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } = s {
+            vars.insert(*var);
+        }
         if let Stmt::Loop(l) = s {
             vars.extend(l.body_params());
         }
