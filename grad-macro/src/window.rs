@@ -18,7 +18,7 @@
 //! and the reads go through it. From the one check in `window`, LLVM knows
 //! that every `i + c` with `c ≤ 1` is in bounds for `x_window`, and for the
 //! gradient slice of `x` as well (`prepare_grad` gave it `x`'s length): at
-//! W2's n = 10 000 the gradient runs 37.5 instead of 46.5 instructions per
+//! W2's n = 10 000 the gradient runs 37.5 instead of 47.5 instructions per
 //! element (cachegrind).
 //!
 //! The companion panics on exactly the inputs where the loop would have
