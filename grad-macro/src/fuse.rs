@@ -590,7 +590,7 @@ fn has_tape_ops(block: &Block) -> bool {
 /// Every variable defined inside `stmt`'s nested blocks (and the loop's
 /// own variables), not counting what the statement itself defines for the
 /// code after it.
-fn defined_inside(stmt: &Stmt) -> HashSet<Var> {
+pub(crate) fn defined_inside(stmt: &Stmt) -> HashSet<Var> {
     let mut vars = HashSet::new();
     if let Stmt::Loop(l) = stmt {
         vars.extend(l.body_params());
@@ -627,7 +627,7 @@ fn writes(stmt: &Stmt) -> Vec<Var> {
 
 /// The variables `stmt` changes in place (accumulators, assigned and stored
 /// variables), nested blocks included.
-fn mutated(stmt: &Stmt) -> Vec<Var> {
+pub(crate) fn mutated(stmt: &Stmt) -> Vec<Var> {
     let mut vars = vec![];
     let mut one = |s: &Stmt| match s {
         Stmt::Accum { var, .. } | Stmt::Assign { var, .. } | Stmt::DeclMut { var, .. } => {

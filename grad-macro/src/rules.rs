@@ -54,6 +54,10 @@ pub struct Rule {
     /// that is one call of it passes the adjoint through `gate` (see
     /// [`Rule::is_select`]).
     pub selects: bool,
+    /// A mask helper (`mask_zero(c, v)`, `powf_exp_mask(x, y, v)`): its value
+    /// is its last argument or exactly 0, so its partial in that argument,
+    /// the mask passing `1.0`, is a step too (see [`Rule::is_select`]).
+    pub masks: bool,
     /// Evaluates the primitive on `f64` (test-only; generated from the row).
     #[cfg(test)]
     pub eval_f64: fn(&[f64]) -> f64,
@@ -94,8 +98,7 @@ impl Rule {
         let Some((name, rest)) = formula.split_once('(') else {
             return false;
         };
-        let mask_of_one = matches!(name, "mask_zero" | "powf_exp_mask") && rest.ends_with(", 1.0)");
-        (by_name(name).is_some_and(|r| r.selects) || mask_of_one)
+        by_name(name).is_some_and(|r| r.selects || (r.masks && rest.ends_with(", 1.0)")))
             && rest.ends_with(')')
             && !rest[..rest.len() - 1].contains('(')
     }
@@ -171,6 +174,13 @@ macro_rules! rule {
             ..rule!($($rest)*)
         }
     };
+    // A mask helper whose value is its last argument or 0 (`Rule::masks`).
+    (mask $($rest:tt)*) => {
+        Rule {
+            masks: true,
+            ..rule!($($rest)*)
+        }
+    };
     ($form:ident $name:ident ($($p:ident $(: $int:ident)?),*) => [$($d:tt),*] on [$($dom:expr),*]) => {
         Rule {
             name: stringify!($name),
@@ -180,6 +190,7 @@ macro_rules! rule {
             partials: &[$(rule!(@partial $d)),*],
             domain: &[$($dom),*],
             selects: false,
+            masks: false,
             #[cfg(test)]
             eval_f64: |a: &[f64]| {
                 let mut it = a.iter().copied();
@@ -293,9 +304,9 @@ pub static RULES: &[Rule] = &[
     rule!(select helper clamp_grad_hi(x, lo, hi) => ["0.0", "0.0", "0.0"] on [ALL, (-2.0, -0.5), (0.5, 2.0)]),
     rule!(helper bce_clamp(p) => ["bce_clamp_grad(p)"] on [PROB]),
     rule!(helper bce_clamp_grad(p) => ["0.0"] on [PROB]),
-    rule!(helper mask_zero(c, v) => ["0.0", "mask_zero(c, 1.0)"] on [(0.5, 3.0), ALL]),
+    rule!(mask helper mask_zero(c, v) => ["0.0", "mask_zero(c, 1.0)"] on [(0.5, 3.0), ALL]),
     rule!(helper gate(s, d) => ["d", "s"] on [(0.5, 3.0), ALL]),
-    rule!(helper powf_exp_mask(x, y, v) => ["0.0", "0.0", "powf_exp_mask(x, y, 1.0)"] on [POS, ALL, ALL]),
+    rule!(mask helper powf_exp_mask(x, y, v) => ["0.0", "0.0", "powf_exp_mask(x, y, 1.0)"] on [POS, ALL, ALL]),
 ];
 
 /// The row for `name` written in `form`.

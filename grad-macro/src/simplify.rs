@@ -279,13 +279,14 @@ fn drop_dead_element_stores(block: &mut Block) -> bool {
     changed
 }
 
-/// Whether `stmt`, or anything nested in it, reads or writes `var`.
+/// Whether `stmt`, or anything nested in it, reads or writes `var` (a
+/// store or `+=` into an array reads it).
 fn mentions(stmt: &Stmt, var: Var) -> bool {
-    stmt.reads().contains(&var)
-        || stmt.blocks().iter().any(|b| {
-            b.yields.iter().any(|o| o.as_var() == Some(var))
-                || b.stmts.iter().any(|s| mentions(s, var))
-        })
+    let mut reads = stmt.reads();
+    for b in stmt.blocks() {
+        crate::ir::reads_in_block(b, &mut reads);
+    }
+    reads.contains(&var)
 }
 
 // ------------------------------------------------------------ self stores
@@ -1028,7 +1029,7 @@ fn freeze_block(block: &mut Block, changed: &FastSet<Var>) -> bool {
 /// live (its `let`, every `+=` into it, every store into an array), and so
 /// is the control flow around a live statement (an `if`'s condition, a
 /// loop's range). Popping a tape field makes the matching pushed value live.
-fn eliminate_dead_code(func: &mut Func) -> bool {
+pub(crate) fn eliminate_dead_code(func: &mut Func) -> bool {
     let mut live: FastSet<Var> = FastSet::default();
     let mut tape_fields: FastSet<(Var, usize)> = FastSet::default();
     for y in func.body.yields.iter().filter_map(Operand::as_var) {

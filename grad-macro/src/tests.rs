@@ -524,6 +524,37 @@ fn constant_factors_of_derivatives_multiply_out_when_exact() {
 }
 
 #[test]
+fn an_adjoint_reset_nothing_reads_is_dropped_and_the_loop_runs_forwards() {
+    // W4's shape: a hidden layer stored in `h`, read by the output. The
+    // reverse loop over the units resets `__d_h[j]` after its last use; once
+    // that store is gone, the loop only accumulates and runs forwards.
+    let item = quote!(
+        fn f(w: [f64; 3], v: [f64; 3], x: f64) -> f64 {
+            let mut h = [0.0; 3];
+            for j in 0..3 {
+                h[j] = (w[j] * x).tanh();
+            }
+            let mut z = 0.0;
+            for j in 0..3 {
+                z += v[j] * h[j];
+            }
+            z
+        }
+    );
+    let text = backward(&lower_fn(quote!(), item.clone())).to_string();
+    assert!(!text.contains("] = 0.0"), "{text}");
+    assert!(!text.contains(" rev"), "{text}");
+    check_through_interpreter(
+        item,
+        &[
+            floats(&[0.5, -0.3, 1.2]),
+            floats(&[0.7, 0.2, -1.1]),
+            Val::F(0.9),
+        ],
+    );
+}
+
+#[test]
 fn unused_values_and_zero_adjoints_disappear() {
     let f = lower_fn(
         quote!(wrt(x)),

@@ -17,9 +17,8 @@
 //!
 //! and the reads go through it. From the one check in `window`, LLVM knows
 //! that every `i + c` with `c ≤ 1` is in bounds for `x_window`, and for the
-//! gradient slice of `x` as well (`prepare_grad` gave it `x`'s length): at
-//! W2's n = 10 000 the gradient runs 37.5 instead of 47.5 instructions per
-//! element (cachegrind).
+//! gradient slice of `x` as well (`prepare_grad` gave it `x`'s length).
+//! BENCHMARKS.md has what it saves (W2, W3, W4).
 //!
 //! The companion panics on exactly the inputs where the loop would have
 //! (only the message and the moment differ): the pass applies only where
@@ -34,12 +33,11 @@
 //! A read `x[m + j]` in a loop over `j`, with `m` the same in every
 //! iteration (a row's start `i * D` in a dense layer), goes through
 //! `window_from(x, m, a, b, 0)` (`&x[m..][..b]` if the loop runs) as
-//! `x_window[j]`: one check per row instead of one per element (W3: 306
-//! → 287 million instructions for ten gradients, against 271 for the
-//! hand-written one). `m` is computed again before the loop when the body
-//! computed it; in a debug build that multiplication could overflow where
-//! the original, whose inner loop did not run, never made it: only for an
-//! outer index past `usize::MAX / D`.
+//! `x_window[j]`: one check per row instead of one per element. `m` is
+//! computed again before the loop when the body computed it; in a debug
+//! build that multiplication could overflow where the original, whose inner
+//! loop did not run, never made it: only for an outer index past
+//! `usize::MAX / D`.
 //!
 //! It runs on `f_backward`'s IR just before emission, after the simplifier,
 //! on a copy: forward mode over that IR (`f_hvp`) never sees the window.
@@ -77,6 +75,11 @@ pub fn hoist_bounds_checks(func: &mut Func, krate: &TokenStream) -> bool {
     let mut body = std::mem::take(&mut func.body);
     let changed = pass.in_block(func, &mut body);
     func.body = body;
+    if changed {
+        // The index arithmetic the windows replaced (`i * D + j`) is unread
+        // now: emitted, it would be an unused variable.
+        crate::simplify::eliminate_dead_code(func);
+    }
     changed
 }
 
@@ -111,6 +114,12 @@ impl Pass {
     /// Rewrites the reads of the loop `stmt`, if it is eligible; returns the
     /// windows to take before it.
     fn hoist(&self, func: &mut Func, stmt: &mut Stmt) -> Vec<Stmt> {
+        // What the loop defines or changes (its variable, its carried
+        // values, anything its body assigns or accumulates into).
+        let inside: FastSet<Var> = crate::fuse::defined_inside(stmt)
+            .into_iter()
+            .chain(crate::fuse::mutated(stmt))
+            .collect();
         let Stmt::Loop(l) = stmt else { return vec![] };
         let LoopKind::For { var: i, range } = &l.kind else {
             return vec![];
@@ -130,11 +139,8 @@ impl Pass {
         // `k = i + c` at the top level of the body, `i` itself, and
         // `k = m + i` with `m` from outside the loop (a row's start,
         // `x[i * D + j]` in a loop over `j`).
-        let inside = defined_in(&l.body);
         let outside = |o: &Operand| match o {
-            Operand::Var(v) => {
-                *v != i && !inside.contains(v) && !l.carried.iter().any(|c| c.phi == *v)
-            }
+            Operand::Var(v) => !inside.contains(v),
             Operand::Lit(_) | Operand::Path(_) => true,
             _ => false,
         };
@@ -276,32 +282,7 @@ impl Pass {
                 },
             });
         }
-        if !before.is_empty() {
-            drop_unread_lets(func, &mut l.body);
-        }
         before
-    }
-}
-
-/// Removes the body's top-level `let`s of integers nothing reads any more
-/// (the index `m + j` and its base, once the reads go through a window), so
-/// that the emitted code has no unused variables.
-fn drop_unread_lets(func: &Func, body: &mut Block) {
-    loop {
-        let mut read = FastSet::default();
-        crate::ir::walk_stmts(body, &mut |s| read.extend(s.reads()));
-        for b in body.stmts.iter().flat_map(Stmt::blocks) {
-            read.extend(b.yields.iter().filter_map(Operand::as_var));
-        }
-        read.extend(body.yields.iter().filter_map(Operand::as_var));
-        let before = body.stmts.len();
-        body.stmts.retain(|s| {
-            !matches!(s, Stmt::Let { var, expr: Expr::Binary(..) }
-                    if !read.contains(var) && func.info(*var).ty == Ty::Int)
-        });
-        if body.stmts.len() == before {
-            break;
-        }
     }
 }
 
@@ -317,22 +298,6 @@ fn is_slice_param(func: &Func, x: Var) -> bool {
         && func.params.iter().any(|p| {
             p.var == x && matches!(&p.ty, syn::Type::Reference(r) if r.mutability.is_none())
         })
-}
-
-/// Every variable defined or changed in `block`, nested blocks and loop
-/// variables included.
-fn defined_in(block: &Block) -> FastSet<Var> {
-    let mut vars = FastSet::default();
-    crate::ir::walk_stmts(block, &mut |s| {
-        vars.extend(s.defines());
-        if let Stmt::Accum { var, .. } | Stmt::Assign { var, .. } = s {
-            vars.insert(*var);
-        }
-        if let Stmt::Loop(l) = s {
-            vars.extend(l.body_params());
-        }
-    });
-    vars
 }
 
 /// Whether `body` is free of anything that could diverge or have an effect
