@@ -20,6 +20,14 @@ pub(crate) mod sealed {
         /// The runtime's [`tanh`](crate::tanh) in this type: the
         /// branch-free kernel of `crate::branch_free`.
         fn tanh_branch_free(self) -> Self;
+
+        /// `e^self` as the runtime's [`sigmoid`](crate::sigmoid) computes
+        /// it: `crate::kernels::runtime_exp` for `f64`, `exp` for `f32`.
+        fn runtime_exp(self) -> Self;
+
+        /// `ln(self)` as the runtime's [`bce`](crate::bce) computes it:
+        /// `crate::kernels::runtime_ln` for `f64`, `ln` for `f32`.
+        fn runtime_ln(self) -> Self;
     }
 }
 
@@ -223,7 +231,7 @@ pub trait Float:
 /// inherent methods. `<$t>::name` resolves to the inherent method (inherent
 /// items take precedence over trait items), so this never recurses.
 macro_rules! impl_float {
-    ($t:ident, tolerance: $tol:expr) => {
+    ($t:ident, tolerance: $tol:expr, exp: $exp:path, ln: $ln:path) => {
         impl sealed::Sealed for $t {
             const TOLERANCE: Tolerance = $tol;
 
@@ -234,6 +242,16 @@ macro_rules! impl_float {
             #[allow(clippy::cast_possible_truncation, clippy::unnecessary_cast)]
             fn tanh_branch_free(self) -> Self {
                 crate::branch_free::tanh(self as f64) as $t
+            }
+
+            #[inline(always)]
+            fn runtime_exp(self) -> Self {
+                $exp(self)
+            }
+
+            #[inline(always)]
+            fn runtime_ln(self) -> Self {
+                $ln(self)
             }
         }
 
@@ -295,8 +313,20 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, tolerance: Tolerance { relative: 1e-3, absolute: 1e-4 });
-impl_float!(f64, tolerance: Tolerance { relative: 1e-6, absolute: 1e-8 });
+// f32 keeps libm's functions: the kernels are f64 only, and computing f32
+// through them would change f32's bits for no measured gain.
+impl_float!(
+    f32,
+    tolerance: Tolerance { relative: 1e-3, absolute: 1e-4 },
+    exp: f32::exp,
+    ln: f32::ln
+);
+impl_float!(
+    f64,
+    tolerance: Tolerance { relative: 1e-6, absolute: 1e-8 },
+    exp: crate::kernels::runtime_exp,
+    ln: crate::kernels::runtime_ln
+);
 
 #[cfg(test)]
 mod tests {

@@ -55,6 +55,7 @@ mod branch_free;
 pub mod check;
 pub mod derivatives;
 mod float;
+mod kernels;
 mod losses;
 
 pub use activations::{clamp, leaky_relu, relu, sigmoid, softplus, tanh};

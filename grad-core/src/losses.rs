@@ -25,6 +25,9 @@ use crate::Float;
 /// (`1` on the closed interval `[ε, 1 − ε]`, `0` outside, as PyTorch's
 /// `clamp`); `∂/∂t = ln(1 − p̂) − ln(p̂)`.
 ///
+/// For `f64` on targets with FMA the two logarithms are grad's own
+/// table-driven kernel, as in [`sigmoid`](crate::sigmoid)'s `exp`.
+///
 /// # Example
 ///
 /// The seed notebook's neuron: `w = 1, b = 0, x = 6`, target `0`.
@@ -36,10 +39,10 @@ use crate::Float;
 /// assert!((loss - 6.0025).abs() < 5e-5);
 /// assert!(bce(0.0_f32, 1.0).is_finite());
 /// ```
-#[inline]
+#[inline(always)]
 pub fn bce<T: Float>(p: T, target: T) -> T {
     let p = bce_clamp(p);
-    -(target * p.ln() + (T::ONE - target) * (T::ONE - p).ln())
+    -(target * p.runtime_ln() + (T::ONE - target) * (T::ONE - p).runtime_ln())
 }
 
 /// Binary cross-entropy taken from a logit `z`, i.e. the loss of
