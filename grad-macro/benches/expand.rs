@@ -50,6 +50,8 @@ mod ir;
 mod items;
 #[path = "../src/jacobian.rs"]
 mod jacobian;
+#[path = "../src/lanes.rs"]
+mod lanes;
 #[path = "../src/lower.rs"]
 mod lower;
 #[path = "../src/reverse.rs"]

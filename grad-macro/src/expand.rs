@@ -9,7 +9,7 @@ use crate::args::Args;
 use crate::ctxt::Ctxt;
 use crate::emit::{Emitter, Namer};
 use crate::items::Companions;
-use crate::{fallback, lower, reverse, simplify, window};
+use crate::{fallback, lanes, lower, reverse, simplify, window};
 
 /// Expands `#[differentiate(attr)] item`.
 pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -305,6 +305,7 @@ fn backward(
     // Windows are for emission only: `f_hvp` differentiates `func` again.
     let mut emitted = func.clone();
     window::hoist_bounds_checks(&mut emitted, krate);
+    lanes::vectorise_sample_loops(&mut emitted, krate);
     let mut emitter = Emitter::new(&emitted, krate, namer, ret);
     emitter.grad_param = Some(grad_param.clone());
     let body = emitted_body(&emitter, &emitted);

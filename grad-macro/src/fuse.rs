@@ -447,6 +447,16 @@ fn fused(block: &Block, f: usize, r: usize) -> Option<Vec<Stmt>> {
 
     // R writes outer variables only by accumulation.
     let r_writes = outer_accumulations(&block.stmts[r])?;
+    // R must not read F's results (a sum's final value, which the adjoint
+    // of another sum is when the function returns their product): fused,
+    // it would read them while F is still computing them.
+    let f_results: HashSet<Var> = fl.carried.iter().map(|c| c.out).chain(fl.count).collect();
+    if free_reads(&block.stmts[r])
+        .iter()
+        .any(|v| f_results.contains(v))
+    {
+        return None;
+    }
 
     // The code between F and R that R needs moves before F.
     let mut needed: HashSet<Var> = free_reads(&block.stmts[r]);

@@ -21,6 +21,7 @@ mod fuse;
 mod ir;
 mod items;
 mod jacobian;
+mod lanes;
 mod lower;
 mod reverse;
 mod rules;

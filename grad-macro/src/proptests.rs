@@ -1893,6 +1893,9 @@ struct Outcome {
     /// Hessian-vector product components (`f_hvp`) compared with
     /// differences of the gradient.
     hvps: usize,
+    /// Whether `lanes.rs` rewrote a loop of `_backward` (value and gradient
+    /// then compared bit for bit with the loop as it was).
+    laned: bool,
 }
 
 const STEP: f64 = 1e-5;
@@ -1947,6 +1950,19 @@ fn check(p: &Program) -> Result<Outcome, String> {
         return Err(format!(
             "`_backward` returns {back_value:e}, the function {value:e} at {x:?}"
         ));
+    }
+    // The loops emitted in lanes compute the same bits.
+    let mut laned = back.clone();
+    if crate::lanes::vectorise_sample_loops(&mut laned, &quote::quote!(::grad)) {
+        outcome.laned = true;
+        let (lanes_value, lanes_grad) = interp::run(&laned, &args);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        if lanes_value.to_bits() != back_value.to_bits() || bits(&lanes_grad) != bits(&grad) {
+            return Err(format!(
+                "in lanes `_backward` returns {lanes_value:e} and {lanes_grad:?}, as written \
+                 {back_value:e} and {grad:?} at {x:?}"
+            ));
+        }
     }
 
     if trace.last() == Some(&i64::MIN) {
@@ -2714,7 +2730,7 @@ fn generated_programs_print_as_rust() {
 fn random_programs_match_finite_differences() {
     let start = std::time::Instant::now();
     let totals = RefCell::new((0usize, 0usize, 0usize, 0usize, 0usize));
-    let second = RefCell::new((0usize, 0usize));
+    let second = RefCell::new((0usize, 0usize, 0usize));
     let seen = RefCell::new(BTreeMap::new());
     let mut runner = TestRunner::new(config(10_000));
     let result = runner.run(&arb_program(), |p| {
@@ -2731,6 +2747,7 @@ fn random_programs_match_finite_differences() {
         let mut s = second.borrow_mut();
         s.0 += outcome.jvps;
         s.1 += outcome.hvps;
+        s.2 += usize::from(outcome.laned);
         Ok(())
     });
     if let Err(e) = result {
@@ -2749,12 +2766,13 @@ fn random_programs_match_finite_differences() {
         }
     }
     let (programs, evaluated, compared, skipped, limited) = *totals.borrow();
-    let (jvps, hvps) = *second.borrow();
+    let (jvps, hvps, laned) = *second.borrow();
     eprintln!(
         "proptests: {programs} programs ({evaluated} evaluated, {limited} refused with the \
          documented array-read limitation), {compared} gradient components compared, \
          {skipped} skipped near kinks or singular points; {jvps} directional derivatives \
-         (f_jvp) and {hvps} Hessian-vector product components (f_hvp) compared; in {:.1?}",
+         (f_jvp) and {hvps} Hessian-vector product components (f_hvp) compared; \
+         {laned} `_backward`s with loops in lanes compared bit for bit; in {:.1?}",
         start.elapsed()
     );
     assert!(
@@ -2771,6 +2789,7 @@ fn random_programs_match_finite_differences() {
         "{compared} compared, {skipped} skipped"
     );
     if programs >= 5_000 {
+        assert!(laned > 0, "no program had a loop in lanes");
         let seen = seen.borrow();
         for name in user_facing_rules() {
             assert!(

@@ -1186,7 +1186,7 @@ fn strip_outer_stores(block: &mut Block, local: &HashSet<Var>) {
 
 /// Renames the variables `block` defines (including loop variables, phis and
 /// counts of nested loops) according to `map`.
-fn rename_definitions(block: &mut Block, map: &HashMap<Var, Operand>) {
+pub(crate) fn rename_definitions(block: &mut Block, map: &HashMap<Var, Operand>) {
     let get = |v: &mut Var| {
         if let Some(Operand::Var(new)) = map.get(v) {
             *v = *new;

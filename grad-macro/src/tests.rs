@@ -941,3 +941,157 @@ fn a_reduction_keeps_no_tape_and_a_recurrence_keeps_one_value() {
         "{text}"
     );
 }
+
+// ------------------------------------------------------------------ lanes
+
+/// Applies `lanes.rs` to `_backward` of `item` and runs both versions in the
+/// interpreter on every argument list: the value and the gradient must be
+/// the same bits. Returns whether the pass rewrote anything.
+fn lanes_agree(attr: TokenStream, item: TokenStream, calls: &[Vec<Val<f64>>]) -> bool {
+    let back = backward(&lower_fn(attr, item));
+    let mut laned = back.clone();
+    let changed = crate::lanes::vectorise_sample_loops(&mut laned, &quote!(::grad));
+    for args in calls {
+        let (value, grad) = interp::run(&back, args);
+        let (lanes_value, lanes_grad) = interp::run(&laned, args);
+        assert_eq!(lanes_value.to_bits(), value.to_bits(), "value, {laned}");
+        let bits = |g: &[f64]| g.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&lanes_grad), bits(&grad), "gradient, {laned}");
+    }
+    changed
+}
+
+/// Deterministic values in [-1, 1).
+fn wobble(n: usize, seed: u64) -> Vec<f64> {
+    (0..n)
+        .map(|k| ((k as f64 + 1.0) * 0.618_034 * seed as f64).sin())
+        .collect()
+}
+
+#[test]
+fn lanes_give_a_per_sample_loss_the_same_bits_for_every_length() {
+    // Logistic regression: whole groups of four, a remainder, or neither.
+    let item = quote! {
+        fn logistic(w: [f64; 3], b: f64, x: &[f64], y: &[f64]) -> f64 {
+            let n = y.len();
+            let mut total = 0.0;
+            for i in 0..n {
+                let mut z = b;
+                for j in 0..3 {
+                    z += w[j] * x[i * 3 + j];
+                }
+                total += bce(sigmoid(z), y[i]);
+            }
+            total / n as f64
+        }
+    };
+    let calls: Vec<_> = [1, 3, 4, 5, 9, 16]
+        .iter()
+        .map(|&n| {
+            let labels: Vec<f64> = wobble(n, 7).iter().map(|v| f64::from(*v > 0.0)).collect();
+            vec![
+                floats(&[0.3, -0.7, 1.1]),
+                Val::F(0.1),
+                floats(&wobble(3 * n, 3)),
+                floats(&labels),
+            ]
+        })
+        .collect();
+    assert!(lanes_agree(quote!(wrt(w, b)), item, &calls));
+}
+
+#[test]
+fn lanes_start_anywhere_and_add_into_slice_gradients() {
+    // A range not starting at 0 (and empty for short inputs), a gradient
+    // element per iteration, two sums.
+    let item = quote! {
+        fn f(x: &[f64], c: f64) -> f64 {
+            let mut s = 0.0;
+            let mut t = 0.0;
+            for i in 2..x.len() {
+                let p = sigmoid(x[i] * c);
+                s += p * x[i - 1];
+                t += tanh(p - x[i - 2]);
+            }
+            s * t
+        }
+    };
+    let calls: Vec<_> = [0, 1, 2, 3, 6, 7, 13]
+        .iter()
+        .map(|&n| vec![floats(&wobble(n, 5)), Val::F(1.3)])
+        .collect();
+    assert!(lanes_agree(quote!(wrt(x, c)), item, &calls));
+}
+
+#[test]
+fn lanes_run_inner_loops_with_their_own_carried_values() {
+    // The inner loop's start value differs by iteration; the gradient of
+    // `x` gets contributions from several iterations per element.
+    let item = quote! {
+        fn f(w: [f64; 3], x: &[f64]) -> f64 {
+            let mut s = 0.0;
+            for i in 0..x.len() {
+                let mut z = x[i];
+                for j in 0..3 {
+                    z += w[j] * x[(i + j) % x.len()];
+                }
+                s += sigmoid(z);
+            }
+            s
+        }
+    };
+    let calls: Vec<_> = [4, 6, 11]
+        .iter()
+        .map(|&n| vec![floats(&[0.5, -1.5, 0.9]), floats(&wobble(n, 9))])
+        .collect();
+    assert!(lanes_agree(quote!(wrt(w, x)), item, &calls));
+}
+
+#[test]
+fn lanes_leave_other_loops_as_they_are() {
+    let calls = vec![vec![floats(&wobble(7, 2))]];
+    // A branch in the body.
+    assert!(!lanes_agree(
+        quote!(wrt(x)),
+        quote! {
+            fn f(x: &[f64]) -> f64 {
+                let mut s = 0.0;
+                for i in 0..x.len() {
+                    if x[i] > 0.0 {
+                        s += sigmoid(x[i]);
+                    }
+                }
+                s
+            }
+        },
+        &calls,
+    ));
+    // No kernel of the runtime: nothing to vectorise.
+    assert!(!lanes_agree(
+        quote!(wrt(x)),
+        quote! {
+            fn f(x: &[f64]) -> f64 {
+                let mut s = 0.0;
+                for i in 0..x.len() {
+                    s += x[i] * x[i].exp();
+                }
+                s
+            }
+        },
+        &calls,
+    ));
+    // A carried value that is not a sum.
+    assert!(!lanes_agree(
+        quote!(wrt(x)),
+        quote! {
+            fn f(x: &[f64]) -> f64 {
+                let mut s = 1.0;
+                for i in 0..x.len() {
+                    s = s * sigmoid(x[i]);
+                }
+                s
+            }
+        },
+        &calls,
+    ));
+}

@@ -96,7 +96,53 @@ pub fn logistic_backward(
     let mut __d_b = 0.0;
     let __t9 = 1.0 / __t7;
     let mut s = 0.0;
-    for i in 0..n {
+    let groups = n / 4;
+    let covered = groups * 4;
+    for i_chunk in (0..covered).step_by(4) {
+        let mut x_row_lanes = [[0.0_f64; 4]; 4];
+        let mut __t25 = [::core::default::Default::default(); 4];
+        for lane in 0..4 {
+            __t25[lane] = (i_chunk + lane) * 4;
+        }
+        let mut x_window_lanes = [::core::default::Default::default(); 4];
+        let mut __t27 = [::core::default::Default::default(); 4];
+        for lane_2 in 0..4 {
+            let x_window_2 = ::grad::__private::window_from(x, __t25[lane_2], 0, 4, 0);
+            x_window_lanes[lane_2] = x_window_2;
+            __t27[lane_2] = y[i_chunk + lane_2];
+        }
+        let mut z_lanes = [b; 4];
+        for k_2 in 0..4 {
+            let __t14 = w[k_2];
+            for lane_3 in 0..4 {
+                let x_window_3 = x_window_lanes[lane_3];
+                let __t15 = x_window_3[k_2];
+                x_row_lanes[lane_3][k_2] = __t15;
+                z_lanes[lane_3] += __t14 * __t15;
+            }
+        }
+        let mut __t31 = [::core::default::Default::default(); 4];
+        let mut d_z_lanes = [::core::default::Default::default(); 4];
+        for lane_4 in 0..4 {
+            let __t18 = sigmoid::<f64>(z_lanes[lane_4]);
+            let __t33 = __t27[lane_4];
+            __t31[lane_4] = bce::<f64>(__t18, __t33);
+            let __d_z_3_2 = ::grad::__private::derivatives::gate(
+                ::grad::__private::derivatives::bce_clamp_grad(__t18),
+                __t9 * (__t18 - __t33),
+            );
+            d_z_lanes[lane_4] = __d_z_3_2;
+        }
+        for lane_5 in 0..4 {
+            s += __t31[lane_5];
+            let __t35 = d_z_lanes[lane_5];
+            for k in 0..4 {
+                __d_w[k] += __t35 * x_row_lanes[lane_5][k];
+            }
+            __d_b += __t35;
+        }
+    }
+    for i in covered..n {
         let mut x_row = [0.0_f64; 4];
         let x_window = ::grad::__private::window_from(x, i * 4, 0, 4, 0);
         let mut z = b;
@@ -117,7 +163,8 @@ pub fn logistic_backward(
         }
         __d_b += __d_z_3;
     }
+    let __t8 = s / __t7;
     ::grad::__private::GradField::add_field(&mut grad.w, &__d_w);
     grad.b += __d_b;
-    s / __t7
+    __t8
 }

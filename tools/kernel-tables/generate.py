@@ -58,11 +58,13 @@ def main():
     out.append("// Every entry is the f64 nearest to the exact value (60-digit decimal")
     out.append("// arithmetic, rounded once). Some are well-known constants (2^(64/128) is")
     out.append("// √2): they are entries of a table, not approximations of those constants.")
+    out.append("// One entry per line: `#[rustfmt::skip]` keeps the tables as generated.")
     out.append("#![allow(clippy::approx_constant)]")
     out.append("")
     out.append("/// `(2^(j/128), tail)` for `j` in `0..128`: the first is the f64 nearest")
     out.append("/// to `2^(j/128)`, the second that f64's relative error, so that")
     out.append("/// `2^(j/128) = first · (1 + tail)` to about 2^-106.")
+    out.append("#[rustfmt::skip]")
     out.append(f"pub(super) const EXP2_FRAC: [(f64, f64); {EXP_N}] = [")
     for j in range(EXP_N):
         exact = Decimal(2) ** (Decimal(j) / Decimal(EXP_N))
@@ -78,6 +80,7 @@ def main():
     out.append("/// the subinterval around 1), and the logarithm is that of `inv` itself, so")
     out.append("/// that `ln z = ln(z · inv) − ln(inv)` holds exactly; it is split into a")
     out.append(f"/// multiple of 2^-{HI_BITS} (as `LN2_HI`) and the f64 nearest to the rest.")
+    out.append("#[rustfmt::skip]")
     out.append(f"pub(super) const LN_CENTRES: [(f64, f64, f64); {LN_SIZE}] = [")
     for i in range(LN_SIZE):
         middle_bits = LN_OFFSET + i * (1 << 45) + (1 << 44)

@@ -3,11 +3,13 @@
 // Every entry is the f64 nearest to the exact value (60-digit decimal
 // arithmetic, rounded once). Some are well-known constants (2^(64/128) is
 // √2): they are entries of a table, not approximations of those constants.
+// One entry per line: `#[rustfmt::skip]` keeps the tables as generated.
 #![allow(clippy::approx_constant)]
 
 /// `(2^(j/128), tail)` for `j` in `0..128`: the first is the f64 nearest
 /// to `2^(j/128)`, the second that f64's relative error, so that
 /// `2^(j/128) = first · (1 + tail)` to about 2^-106.
+#[rustfmt::skip]
 pub(super) const EXP2_FRAC: [(f64, f64); 128] = [
     (1.0, 0.0),
     (1.0054299011128027, 9.447885451727066e-17),
@@ -146,6 +148,7 @@ pub(super) const EXP2_FRAC: [(f64, f64); 128] = [
 /// the subinterval around 1), and the logarithm is that of `inv` itself, so
 /// that `ln z = ln(z · inv) − ln(inv)` holds exactly; it is split into a
 /// multiple of 2^-42 (as `LN2_HI`) and the f64 nearest to the rest.
+#[rustfmt::skip]
 pub(super) const LN_CENTRES: [(f64, f64, f64); 128] = [
     (1.4545454545454546, -0.3746934494413381, -7.2632417074872e-14),
     (1.4463276836158192, -0.36902771190580097, 6.764041411533489e-14),
