@@ -91,20 +91,26 @@ pub(crate) fn exp(x: f64) -> f64 {
     // shifts of 64-bit lanes but no arithmetic one.
     #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
     let k = ((ki.wrapping_add(1 << 20) as u64) >> 7) as i64 - (1 << 13);
+    // tail + e^r − 1, the polynomial in Estrin's form (a short chain of
+    // dependent operations: this is on every caller's critical path).
     let r2 = r * r;
-    let poly = r2.mul_add(
-        r.mul_add(1.0 / 6.0, 0.5),
-        r2 * r2 * r.mul_add(1.0 / 120.0, 1.0 / 24.0),
-    );
-    let small = tail + r + poly;
+    let low = r.mul_add(1.0 / 6.0, 0.5);
+    let high = r.mul_add(1.0 / 120.0, 1.0 / 24.0);
+    let small = r2.mul_add(high, low).mul_add(r2, tail + r);
     // Where 2^k · 2^(j/128) is a normal number (nearly always), it is built
     // by adding k to the table entry's exponent, which is off the critical
     // path; the result is one rounding of scale · (1 + small).
     #[allow(clippy::cast_sign_loss)]
     let scale = f64::from_bits(two_j.to_bits().wrapping_add((k as u64) << 52));
     let normal = scale.mul_add(small, scale);
-    // Near the ends of the range, two factors (see `scale_by_pow2`).
-    let edge = scale_by_pow2(two_j.mul_add(small, two_j), k);
+    // Near the ends of the range, 2^k in two factors, each a normal power
+    // of two, so that a subnormal result is rounded once: the first times
+    // the table entry is exact and, like `scale`, off the critical path.
+    // `k + 2048` is positive, so halving it is a logical shift.
+    #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+    let half = ((k.wrapping_add(2048) as u64) >> 1) as i64 - 1024;
+    let first = two_j * pow2(half);
+    let edge = first.mul_add(small, first) * pow2(k.wrapping_sub(half));
     if x.is_nan() {
         x
     } else if x > 709.9 {
@@ -116,17 +122,6 @@ pub(crate) fn exp(x: f64) -> f64 {
     } else {
         edge
     }
-}
-
-/// `y · 2^k` for `k` in `[−1077, 1024]` and `y` in `[1, 4)`: two factors,
-/// each a normal power of two, so a subnormal result is rounded once
-/// (the first product is exact) and no exponent field overflows.
-#[inline(always)]
-fn scale_by_pow2(y: f64, k: i64) -> f64 {
-    // `k + 2048` is positive, so halving it is a logical shift.
-    #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
-    let half = ((k.wrapping_add(2048) as u64) >> 1) as i64 - 1024;
-    y * pow2(half) * pow2(k.wrapping_sub(half))
 }
 
 /// `2^k` for `k` in `[−1022, 1023]`, built from its bits.
@@ -177,12 +172,13 @@ pub(crate) fn ln(x: f64) -> f64 {
     let product = z * inv;
     let r = product - 1.0;
     let r_lo = z.mul_add(inv, -product);
-    // ln(1 + r) − r, to degree 7: the next term is below 2^-59 of r.
+    // (ln(1 + r) − r) / r², to degree 5 (so ln(1 + r) to degree 7: the
+    // next term is below 2^-59 of r), in Estrin's form.
     let r2 = r * r;
     let low = r.mul_add(1.0 / 3.0, -0.5);
     let middle = r.mul_add(1.0 / 5.0, -0.25);
     let high = r.mul_add(1.0 / 7.0, -1.0 / 6.0);
-    let poly = r2 * (r2 * r2).mul_add(high, r2.mul_add(middle, low));
+    let poly = (r2 * r2).mul_add(high, r2.mul_add(middle, low));
     // k ln 2 − ln(inv): exact, both terms being multiples of 2^-42 below
     // 2^10.
     let w = kd.mul_add(LN2_HI, ln_inv_hi);
@@ -190,7 +186,7 @@ pub(crate) fn ln(x: f64) -> f64 {
     // around 1, |ln inv| ≥ 1/257 on either side, twice the |r| there).
     let hi = w + r;
     let lo = (w - hi) + r;
-    let out = hi + (lo + r_lo + kd.mul_add(LN2_LO, ln_inv_lo) + poly);
+    let out = hi + poly.mul_add(r2, lo + r_lo + kd.mul_add(LN2_LO, ln_inv_lo));
     if x > 0.0 && x < f64::INFINITY {
         out
     } else if x == 0.0 {
