@@ -105,3 +105,28 @@ fn the_companions_panic_where_the_function_panics() {
         }
     }
 }
+
+/// The user's names are the lanes' own names: the generated ones step aside.
+#[differentiate(wrt(w))]
+fn named_like_the_lanes(w: f64, covered: &[f64], groups: usize) -> f64 {
+    let mut lane = 0.0;
+    for i_chunk in 0..covered.len() {
+        let lanes_end = sigmoid(w * covered[i_chunk] - covered[covered.len() - 1 - i_chunk]);
+        lane += lanes_end * groups as f64;
+    }
+    lane
+}
+
+#[test]
+fn the_lanes_names_do_not_capture_the_users() {
+    for n in [3, 8, 9] {
+        let x = wobble(n, 0.9);
+        let (value, g) = named_like_the_lanes_grad(0.7, &x, 2);
+        assert_eq!(value.to_bits(), named_like_the_lanes(0.7, &x, 2).to_bits());
+        assert_gradient(
+            |p: &[f64]| named_like_the_lanes(p[0], &x, 2),
+            &[0.7],
+            &[g.w],
+        );
+    }
+}
