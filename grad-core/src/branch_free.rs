@@ -107,30 +107,7 @@ pub(crate) fn tanh(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::{exp, tanh};
-
-    /// SplitMix64, for reproducible samples.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-            lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
-        }
-    }
-
-    /// Distance in units in the last place between two finite floats of the
-    /// same sign.
-    fn ulps(a: f64, b: f64) -> u64 {
-        assert_eq!(a.is_sign_negative(), b.is_sign_negative(), "{a} vs {b}");
-        a.to_bits().abs_diff(b.to_bits())
-    }
+    use crate::test_support::{ulps, Rng};
 
     #[test]
     fn exp_is_within_one_ulp_of_std() {

@@ -202,32 +202,7 @@ pub(crate) fn ln(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::{exp, ln};
-
-    /// SplitMix64: a reproducible stream of test inputs.
-    struct Inputs(u64);
-
-    impl Inputs {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-            #[allow(clippy::cast_precision_loss)]
-            let unit = (self.next_u64() >> 11) as f64 / (1_u64 << 53) as f64;
-            lo + (hi - lo) * unit
-        }
-    }
-
-    /// Distance in ulps between two finite floats of the same sign.
-    fn ulps(a: f64, b: f64) -> u64 {
-        #[allow(clippy::cast_possible_wrap)]
-        let (a, b) = (a.to_bits() as i64, b.to_bits() as i64);
-        a.abs_diff(b)
-    }
+    use crate::test_support::{ulps, Rng};
 
     /// Largest ulp distance from the standard function over `inputs`.
     fn worst(
@@ -245,14 +220,14 @@ mod tests {
 
     #[test]
     fn exp_is_within_an_ulp_of_std_over_its_whole_range() {
-        let mut inputs = Inputs(1);
+        let mut inputs = Rng(1);
         let (ulp, at) = worst(
             exp,
             f64::exp,
             (0..400_000).map(|_| inputs.uniform(-745.0, 709.7)),
         );
         assert!(ulp <= 1, "{ulp} ulp at {at:e}");
-        let mut inputs = Inputs(2);
+        let mut inputs = Rng(2);
         let (ulp, at) = worst(
             exp,
             f64::exp,
@@ -290,7 +265,7 @@ mod tests {
     fn ln_is_within_an_ulp_of_std_over_every_exponent() {
         // Random bit patterns of positive finite floats: every exponent,
         // subnormals included.
-        let mut inputs = Inputs(3);
+        let mut inputs = Rng(3);
         let (ulp, at) = worst(
             ln,
             f64::ln,
@@ -305,7 +280,7 @@ mod tests {
     fn ln_is_within_an_ulp_of_std_near_one_and_on_probabilities() {
         // Near 1 the result is small and cancellation is the danger; bce
         // takes logarithms of probabilities in [1e-7, 1 − 1e-7].
-        let mut inputs = Inputs(4);
+        let mut inputs = Rng(4);
         let (ulp, at) = worst(ln, f64::ln, (0..400_000).map(|_| inputs.uniform(0.9, 1.1)));
         assert!(ulp <= 1, "{ulp} ulp at {at:e}");
         let (ulp, at) = worst(ln, f64::ln, (0..400_000).map(|_| inputs.uniform(1e-7, 1.0)));

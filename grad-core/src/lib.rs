@@ -57,6 +57,8 @@ pub mod derivatives;
 mod float;
 mod kernels;
 mod losses;
+#[cfg(test)]
+mod test_support;
 
 pub use activations::{clamp, leaky_relu, relu, sigmoid, softplus, tanh};
 pub use float::Float;

@@ -643,6 +643,12 @@ pub struct Carried {
 }
 
 impl Loop {
+    /// Whether every iteration runs to the end of the body: it never
+    /// `break`s (its `keep_going` yield is the literal `true`).
+    pub fn runs_to_end(&self) -> bool {
+        matches!(self.body.yields.first(), Some(Operand::Lit(syn::Lit::Bool(b))) if b.value)
+    }
+
     /// Variables defined at the start of the body: the loop variable and the phis.
     pub fn body_params(&self) -> Vec<Var> {
         let mut vars = vec![];

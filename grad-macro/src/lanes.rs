@@ -144,8 +144,7 @@ fn split(
     let LoopKind::For { var: i, range } = &l.kind else {
         return None;
     };
-    let runs_to_end =
-        matches!(l.body.yields.first(), Some(Operand::Lit(syn::Lit::Bool(b))) if b.value);
+    let runs_to_end = l.runs_to_end();
     if range.rev
         || range.inclusive
         || range.step.is_some()
@@ -533,8 +532,7 @@ fn inner_kind(
     let LoopKind::For { range, .. } = &inner.kind else {
         return None;
     };
-    let runs_to_end =
-        matches!(inner.body.yields.first(), Some(Operand::Lit(syn::Lit::Bool(b))) if b.value);
+    let runs_to_end = inner.runs_to_end();
     let header_varies = range
         .operands()
         .into_iter()

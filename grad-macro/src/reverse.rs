@@ -534,7 +534,7 @@ impl Reverse<'_> {
         // `step_by` (reversing a `StepBy` needs an `ExactSizeIterator`, which
         // `RangeInclusive<usize>` and 64-bit ranges are not).
         let replay = matches!(&l.kind, LoopKind::For { range, .. } if range.step.is_none())
-            && matches!(l.body.yields.first(), Some(Operand::Lit(syn::Lit::Bool(b))) if b.value);
+            && l.runs_to_end();
 
         // Arrays this loop cannot reload when it recomputes an iteration.
         let declared_here = declared_in(&l.body);

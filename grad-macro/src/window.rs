@@ -124,8 +124,7 @@ impl Pass {
         let LoopKind::For { var: i, range } = &l.kind else {
             return vec![];
         };
-        let runs_to_end =
-            matches!(l.body.yields.first(), Some(Operand::Lit(syn::Lit::Bool(b))) if b.value);
+        let runs_to_end = l.runs_to_end();
         if range.rev
             || range.inclusive
             || range.step.is_some()
