@@ -1988,8 +1988,16 @@ fn check(p: &Program) -> Result<Outcome, String> {
             continue;
         };
         let richardson = d.d2 + (d.d2 - d.d1) / 15.0;
-        let tol = 1e-6 * d.scale.max(g.abs()) + d.noise;
-        let off = (g - d.d2).abs().min((g - richardson).abs());
+        // The two steps' disagreement is how far the differences themselves
+        // are from the derivative: truncation (then the smaller step and
+        // Richardson are closer) or rounding amplified through the program
+        // (then the larger step is), more than `noise` estimates for an
+        // ill-conditioned loop. Steps disagreeing by over 1e-5 are skipped.
+        let tol = 1e-6 * d.scale.max(g.abs()) + d.noise + (d.d1 - d.d2).abs();
+        let off = (g - d.d2)
+            .abs()
+            .min((g - richardson).abs())
+            .min((g - d.d1).abs());
         if off.is_nan() || off > tol {
             return Err(format!(
                 "gradient of input {j}: transform {g:e}, finite differences {:e} \
