@@ -8,7 +8,7 @@
 //! integer bit operations, selects and loads from a small table: inlined,
 //! they run as fast as glibc's calls one at a time (which use the same kind
 //! of algorithm) and a loop over them vectorises, four lanes per AVX2
-//! instruction, with a gather for the table.
+//! instruction (LLVM reads the table lane by lane).
 //!
 //! They are exact to within an ulp of `f64::exp` and `f64::ln` (the tests
 //! below sample millions of points), give the same bits on every target
