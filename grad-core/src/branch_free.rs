@@ -32,9 +32,6 @@ pub(crate) fn exp(x: f64) -> f64 {
     const P5: f64 = 4.138_136_797_057_238_460_39e-8;
     const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
-    // Adding and subtracting 1.5·2⁵² rounds to the nearest integer without
-    // a call to `round` (which baseline x86-64 has no instruction for).
-    const ROUND: f64 = 6_755_399_441_055_744.0;
     // Past these the result is ∞ or 0 anyway; clamping keeps `k` in range
     // for the two-step scaling below.
     let clamped = x.clamp(-746.0, 709.9);
@@ -68,11 +65,19 @@ pub(crate) fn exp(x: f64) -> f64 {
     }
 }
 
-/// `2^k` for `k` in `[-1022, 1023]`, built from its bits.
+/// `1.5 · 2^52`: adding and subtracting it rounds a float of magnitude below
+/// `2^51` to the nearest integer without a call to `round` (which baseline
+/// x86-64 has no instruction for), and leaves that integer in the low bits
+/// of the sum, so no float-to-integer conversion is needed (x86 has none for
+/// packed `f64` before AVX-512). Also used by `crate::kernels`.
+pub(crate) const ROUND: f64 = 6_755_399_441_055_744.0;
+
+/// `2^k` for `k` in `[-1022, 1023]`, built from its bits. Wrapping: callers
+/// may pass anything for a NaN input, whose result they replace.
 #[inline(always)]
-fn pow2(k: i64) -> f64 {
+pub(crate) fn pow2(k: i64) -> f64 {
     #[allow(clippy::cast_sign_loss)]
-    f64::from_bits(((k + 1023) as u64) << 52)
+    f64::from_bits((k.wrapping_add(1023) as u64) << 52)
 }
 
 /// `tanh(x)` for every `f64`, without branches: `±0` and NaN are returned

@@ -32,6 +32,7 @@
 
 mod tables;
 
+use crate::branch_free::{pow2, ROUND};
 use tables::{
     EXP2_FRAC, LN2_BY_N_HI, LN2_BY_N_LO, LN2_HI, LN2_LO, LN_CENTRES, LN_OFFSET, N_BY_LN2,
 };
@@ -57,12 +58,6 @@ pub(crate) fn runtime_ln(x: f64) -> f64 {
         x.ln()
     }
 }
-
-/// `1.5 · 2^52`: adding and subtracting it rounds a float of magnitude below
-/// `2^51` to the nearest integer, and leaves that integer in the low bits of
-/// the sum, so no float-to-integer conversion is needed (x86 has none for
-/// packed `f64` before AVX-512).
-const ROUND: f64 = 6_755_399_441_055_744.0;
 
 /// `e^x` for every `f64`, without branches: `+∞` past `709.78…`, gradual
 /// underflow then `0` below `−708.4…`, NaN returned unchanged.
@@ -122,13 +117,6 @@ pub(crate) fn exp(x: f64) -> f64 {
     } else {
         edge
     }
-}
-
-/// `2^k` for `k` in `[−1022, 1023]`, built from its bits.
-#[inline(always)]
-fn pow2(k: i64) -> f64 {
-    #[allow(clippy::cast_sign_loss)]
-    f64::from_bits((k.wrapping_add(1023) as u64) << 52)
 }
 
 /// `ln(x)` for every `f64`, without branches: `ln(0) = −∞`, `ln(+∞) = +∞`,
